@@ -1,0 +1,58 @@
+"""The ``imagenet-multimodal`` console script: one subcommand per stage.
+
+Each subcommand is the ``main(argv)`` of a stage module; ``build/<stage>.py`` runs the same
+function, so ``imagenet-multimodal prepare ...`` and ``python build/prepare.py ...`` are one code.
+Input errors end with a one-line message on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from .io import InputError
+
+# subcommand -> (module, one-line summary); a stage is listed once it is real
+STAGES = {
+    "sample": ("imagenet_multimodal.sample", "write a synthetic ImageNet-Captions-format corpus"),
+    "classes": ("imagenet_multimodal.classes", "write WORK/classes.parquet (class table and texts)"),
+    "prepare": ("imagenet_multimodal.prepare", "clean, bucket, split and pair the captions"),
+}
+
+logger = logging.getLogger("imagenet_multimodal")
+
+
+def _usage() -> str:
+    lines = ["usage: imagenet-multimodal STAGE [options]   (STAGE --help for its options)", "", "stages:"]
+    lines += [f"  {name:<10} {summary}" for name, (_, summary) in STAGES.items()]
+    return "\n".join(lines)
+
+
+def run_stage(stage_main, argv: Sequence[str] | None) -> int:
+    """Run a stage's ``main`` with logging set up; an :class:`InputError` becomes exit status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return stage_main(argv)
+    except InputError as err:
+        logger.error("error: %s", err)
+        return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``imagenet-multimodal STAGE ...`` to the stage's ``main``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(_usage() + "\n")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in STAGES:
+        sys.stderr.write(f"imagenet-multimodal: unknown stage {name!r}\n\n{_usage()}\n")
+        return 2
+    module = importlib.import_module(STAGES[name][0])
+    return run_stage(module.main, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Small I/O helpers shared by every stage: the input error type and atomic writes.
+
+Every file a stage produces is first written under a temporary name in the same folder and
+then renamed into place, so a crash never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class InputError(ValueError):
+    """Bad input from the user: the message names the file, the record and what was expected.
+
+    The command line turns it into a one-line error and exit status 2.
+    """
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    Works for files and folders alike: whatever the block creates at the temporary path
+    replaces ``path`` (an existing folder at ``path`` is removed first).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.rmdir()  # the block creates a file or a folder here
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_json(obj: object, path: str | os.PathLike) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY))
+
+
+def read_json(path: str | os.PathLike) -> object:
+    """Read a JSON file; a broken file is an :class:`InputError` naming it."""
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except orjson.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON ({err})") from err
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike, **kwargs) -> None:
+    """Write ``table`` to a Parquet file, atomically."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **kwargs)
+
+
+def require_file(path: str | os.PathLike, *, made_by: str) -> Path:
+    """Return ``path`` if it exists, else raise an :class:`InputError` saying which stage makes it."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist: run `imagenet-multimodal {made_by}` first")
+    return path

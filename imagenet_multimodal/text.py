@@ -1,0 +1,89 @@
+"""Pure text rules: caption cleaning, eligibility and class-sentence choice.
+
+No model and no I/O here: every function takes strings and returns strings, numbers or
+booleans, so each rule can be tested on inline examples.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+
+import syntok.segmenter
+
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_URL = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
+_MARKUP_HINTS = ("<", "&", "://", "www.", "WWW.")
+
+
+def clean_text(text: str) -> str:
+    """Clean one Flickr field: strip HTML tags, unescape entities, remove URLs, fold white space.
+
+    Unicode is kept as it is (non-Latin scripts, accents, emoji).
+
+    >>> clean_text('A <a href="http://x.org">tench</a> &amp; friend  http://flic.kr/p/1')
+    'A tench & friend'
+    """
+    if any(hint in text for hint in _MARKUP_HINTS):
+        text = _TAG.sub(" ", text)
+        text = html.unescape(text)
+        text = _TAG.sub(" ", text)  # tags that were escaped in the source (&lt;b&gt;)
+        text = _URL.sub(" ", text)
+    return " ".join(text.split())
+
+
+def count_words(text: str, *, stop_at: int | None = None) -> int:
+    """Count white-space separated tokens holding at least one letter or digit.
+
+    ``stop_at`` ends the count early once that many words are seen.
+    """
+    count = 0
+    for token in text.split():
+        if any(ch.isalnum() for ch in token):
+            count += 1
+            if stop_at is not None and count >= stop_at:
+                break
+    return count
+
+
+def is_eligible(title: str, description: str) -> tuple[bool, str]:
+    """The paper's eligibility rule on cleaned fields: title or description holds > 1 word.
+
+    Returns ``(eligible, reason)`` with reason ``eligible``, ``one_word`` or ``no_text``.
+    """
+    if count_words(title, stop_at=2) > 1 or count_words(description, stop_at=2) > 1:
+        return True, "eligible"
+    if count_words(title, stop_at=1) or count_words(description, stop_at=1):
+        return False, "one_word"
+    return False, "no_text"
+
+
+def caption_text(title: str, description: str, tags: Sequence[str] = ()) -> str:
+    """Caption text = title + " " + description (+ " " + tags when given), all cleaned."""
+    parts = [title, description, *tags]
+    return " ".join(part for part in parts if part)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split ``text`` into sentences with syntok (abbreviations and decimals do not split)."""
+    sentences = []
+    for paragraph in syntok.segmenter.process(text):
+        for sentence in paragraph:
+            joined = "".join(token.spacing + token.value for token in sentence).strip()
+            if count_words(joined, stop_at=1):
+                sentences.append(joined)
+    return sentences
+
+
+def choose_sentences(text: str, *, max_sentences: int = 10) -> list[str]:
+    """The class sentences: the ``max_sentences`` longest sentences of ``text``, in text order.
+
+    The paper uses 2-10 sentences per class; a text with fewer sentences gives what it has
+    (possibly none, which the caller reports).
+    """
+    if max_sentences < 1:
+        raise ValueError(f"max_sentences must be at least 1, got {max_sentences}")
+    sentences = split_sentences(text)
+    longest = sorted(range(len(sentences)), key=lambda i: (-len(sentences[i]), i))[:max_sentences]
+    return [sentences[i] for i in sorted(longest)]
