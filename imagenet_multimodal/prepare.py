@@ -1,0 +1,345 @@
+"""Stage ``prepare``: bucket, clean, split and pair the ImageNet-Captions records.
+
+Inputs: ``--captions FILE`` (.json list, the published .zip, or .jsonl; downloaded and cached when
+left out) and ``WORK/classes.parquet`` (stage ``classes``).
+
+Outputs, each written atomically:
+
+* ``WORK/captions.parquet``: one row per input record (image_id, filename, wnid, label, cleaned
+  title and description, tags, text, eligible, role = train/test/excluded, reason);
+* ``WORK/pairs/{train,test}-NNNNN-of-NNNNN.parquet``: every split caption x its class sentences
+  (text = caption + " " + sentence, label, image_id, sentence_index), written shard by shard;
+* ``WORK/captions_per_class.png``: the paper's Fig. 1;
+* ``WORK/prepare_stats.json``: records per reason (summing to the input), split and pair counts.
+  Written last: a rerun with the same input and options finds it and skips the stage.
+
+Example::
+
+    imagenet-multimodal prepare --work W --captions imagenet_captions.zip
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from . import captions as cap
+from .classes import NUM_CLASSES, read_class_table
+from .io import InputError, atomic_path, read_json, write_json, write_parquet
+from .options import as_path, parse_options
+from .split import default_train_size, split_train
+from .text import caption_text, clean_text, is_eligible
+
+logger = logging.getLogger(__name__)
+
+REASONS = ("eligible", "one_word", "no_text", *cap.BAD_REASONS)
+CAPTION_SCHEMA = pa.schema(
+    [
+        ("record", pa.int64()),
+        ("image_id", pa.string()),
+        ("filename", pa.string()),
+        ("wnid", pa.string()),
+        ("label", pa.int64()),
+        ("title", pa.string()),
+        ("description", pa.string()),
+        ("tags", pa.list_(pa.string())),
+        ("text", pa.string()),
+        ("eligible", pa.bool_()),
+        ("role", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+PAIR_SCHEMA = pa.schema(
+    [("text", pa.string()), ("label", pa.int64()), ("image_id", pa.string()), ("sentence_index", pa.int32())]
+)
+
+
+@dataclass
+class PrepareOptions:
+    """Options of the ``prepare`` stage."""
+
+    work: Path = field(metadata={"help": "work folder (holds classes.parquet)"})
+    captions: Path | None = field(
+        default=None,
+        metadata={"help": "ImageNet-Captions file (.json, .zip or .jsonl); downloaded when left out"},
+    )
+    cache: Path = field(
+        default=Path.home() / ".cache" / "imagenet-multimodal",
+        metadata={"help": "where the downloaded captions zip is kept"},
+    )
+    train_size: int | None = field(
+        default=None, metadata={"help": "train captions (default: 300,000 / 389,598 of the eligible)"}
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the train/test split"})
+    tags: bool = field(default=False, metadata={"help": "append Flickr tags to the caption text"})
+    strict: bool = field(default=False, metadata={"help": "a bad record is an error, not a bucket"})
+    shard_pairs: int = field(default=500_000, metadata={"help": "pairs per Parquet shard"})
+    force: bool = field(default=False, metadata={"help": "redo the stage even if it is up to date"})
+
+    def __post_init__(self) -> None:
+        self.work, self.cache = Path(self.work), Path(self.cache)
+        self.captions = as_path(self.captions)
+        if self.train_size is not None and self.train_size < 1:
+            raise InputError(f"--train-size: expected a positive number, got {self.train_size}")
+        if self.shard_pairs < 1:
+            raise InputError(f"--shard-pairs: expected a positive number, got {self.shard_pairs}")
+
+
+def bucket_records(
+    records: list[Any], *, known_wnids: dict[str, int], tags: bool, strict: bool, path: Path | str
+) -> dict[str, list]:
+    """Validate, clean and bucket every record (consumed: ``records`` is emptied as it goes).
+
+    Returns the columns of ``captions.parquet`` except ``role``. With ``strict`` the first bad
+    record raises an :class:`InputError` naming the file, the record index and the field.
+    """
+    columns: dict[str, list] = {name: [] for name in CAPTION_SCHEMA.names if name != "role"}
+    seen: set[str] = set()
+    for index in tqdm(range(len(records)), desc="records", unit="rec", mininterval=1, leave=False):
+        record, records[index] = records[index], None
+        problem = cap.check_record(record, known_wnids=known_wnids, seen=seen)
+        if problem is not None:
+            reason, name, detail = problem
+            if strict:
+                raise InputError(f"{path}: record {index} field {name!r}: {detail} [{reason}]")
+            _append_bad(columns, index, record, reason, known_wnids)
+            continue
+        title, description = clean_text(record["title"]), clean_text(record["description"])
+        eligible, reason = is_eligible(title, description)
+        extra = [clean_text(t) for t in record["tags"]] if tags else ()
+        filename = record["filename"]
+        columns["record"].append(index)
+        columns["image_id"].append(cap.image_id(filename))
+        columns["filename"].append(filename)
+        columns["wnid"].append(record["wnid"])
+        columns["label"].append(known_wnids[record["wnid"]])
+        columns["title"].append(title)
+        columns["description"].append(description)
+        columns["tags"].append(record["tags"])
+        columns["text"].append(caption_text(title, description, extra))
+        columns["eligible"].append(eligible)
+        columns["reason"].append(reason)
+    records.clear()
+    return columns
+
+
+def _append_bad(
+    columns: dict[str, list], index: int, record: Any, reason: str, known: dict[str, int]
+) -> None:
+    """Keep a bad record's row with whatever of its fields has the right type."""
+    def get(name: str, kind: type) -> Any:
+        value = record.get(name) if isinstance(record, dict) else None
+        return value if isinstance(value, kind) else None
+
+    filename, wnid = get("filename", str), get("wnid", str)
+    tags = get("tags", list)
+    columns["record"].append(index)
+    columns["image_id"].append(cap.image_id(filename) if filename else None)
+    columns["filename"].append(filename)
+    columns["wnid"].append(wnid)
+    columns["label"].append(known.get(wnid))
+    columns["title"].append(get("title", str))
+    columns["description"].append(get("description", str))
+    columns["tags"].append(tags if tags is not None and all(isinstance(t, str) for t in tags) else None)
+    columns["text"].append(None)
+    columns["eligible"].append(False)
+    columns["reason"].append(reason)
+
+
+def assign_roles(columns: dict[str, list], *, train_size: int | None, seed: int) -> tuple[np.ndarray, int]:
+    """Split the eligible captions; returns the role of every row and the train size used."""
+    eligible = np.asarray(columns["eligible"], dtype=bool)
+    labels = np.asarray([-1 if v is None else v for v in columns["label"]], dtype=np.int64)
+    size = default_train_size(int(eligible.sum())) if train_size is None else train_size
+    if size > eligible.sum():
+        raise InputError(f"--train-size {size} is larger than the {eligible.sum()} eligible captions")
+    roles = np.full(len(eligible), "excluded", dtype=object)
+    if eligible.any():
+        is_train = split_train(labels[eligible], train_size=size, seed=seed, num_classes=NUM_CLASSES)
+        roles[np.flatnonzero(eligible)] = np.where(is_train, "train", "test")
+    return roles, size
+
+
+def _shard_bounds(pair_counts: np.ndarray, shard_pairs: int) -> list[tuple[int, int]]:
+    """Caption ranges [start, stop) holding about ``shard_pairs`` pairs each (at least one shard)."""
+    ends = np.cumsum(pair_counts)
+    total = int(ends[-1]) if len(ends) else 0
+    cuts = np.searchsorted(ends, np.arange(shard_pairs, total, shard_pairs), side="left") + 1
+    edges = [0, *sorted(set(int(c) for c in cuts if 0 < c < len(ends))), len(pair_counts)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def write_pairs(captions: pa.Table, classes: pa.Table, folder: Path, *, split: str, shard_pairs: int) -> int:
+    """Write caption x class-sentence pairs of one split as Parquet shards; returns the pair count.
+
+    Pairs are built with Arrow kernels one shard at a time, so memory stays near one shard.
+    """
+    rows = captions.filter(pc.equal(captions["role"], split)).select(["text", "label", "image_id"])
+    sentence_lists = classes.column("sentences").combine_chunks()
+    flat = sentence_lists.flatten()
+    start = sentence_lists.offsets.to_numpy()[:-1]
+    count = np.diff(sentence_lists.offsets.to_numpy())
+    labels = rows.column("label").to_numpy()
+    pair_counts = count[labels]
+    bounds = _shard_bounds(pair_counts, shard_pairs)
+    total = 0
+    for number, (lo, hi) in enumerate(tqdm(bounds, desc=f"{split} pairs", unit="shard", leave=False)):
+        k = pair_counts[lo:hi]
+        caption_index = np.repeat(np.arange(lo, hi), k)
+        within = np.arange(len(caption_index)) - np.repeat(np.cumsum(k) - k, k)
+        sentence = flat.take(pa.array(start[labels[caption_index]] + within))
+        part = rows.take(pa.array(caption_index))
+        table = pa.table(
+            {
+                "text": pc.binary_join_element_wise(part["text"], sentence, " "),
+                "label": part["label"],
+                "image_id": part["image_id"],
+                "sentence_index": pa.array(within, pa.int32()),
+            },
+            schema=PAIR_SCHEMA,
+        )
+        pq.write_table(table, folder / f"{split}-{number:05d}-of-{len(bounds):05d}.parquet")
+        total += table.num_rows
+    return total
+
+
+def plot_captions_per_class(counts: np.ndarray, path: Path) -> None:
+    """The paper's Fig. 1: a histogram of eligible captions per class over the classes present."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = counts[counts > 0]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.hist(present, bins=min(50, max(len(present), 1)), color="#3b6ea8", edgecolor="white")
+    ax.set_xlabel("eligible captions per class")
+    ax.set_ylabel("number of classes")
+    ax.set_title(f"Captions per class ({len(present)} classes, {int(present.sum()):,} captions)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fingerprint(options: PrepareOptions, captions_path: Path, classes_path: Path) -> dict[str, Any]:
+    keep = ("train_size", "seed", "tags", "strict", "shard_pairs")
+    return {
+        "captions_sha256": _sha256(captions_path),
+        "classes_sha256": _sha256(classes_path),
+        **{key: value for key, value in asdict(options).items() if key in keep},
+    }
+
+
+def _is_synthetic(captions_path: Path) -> bool:
+    """A corpus from ``imagenet-multimodal sample`` has a ground-truth side file next to it."""
+    return captions_path.with_suffix(".truth.parquet").exists()
+
+
+def run(options: PrepareOptions) -> dict[str, Any]:
+    """Run the stage; returns the statistics written to ``WORK/prepare_stats.json``."""
+    work = options.work
+    classes = read_class_table(work)
+    captions_path = options.captions or cap.download_captions(options.cache)
+    stats_path = work / "prepare_stats.json"
+    fingerprint = _fingerprint(options, captions_path, work / "classes.parquet")
+    if not options.force and stats_path.exists():
+        previous = read_json(stats_path)
+        if previous.get("fingerprint") == fingerprint and (work / "pairs").is_dir():
+            logger.info("prepare: up to date (%s); --force redoes it", stats_path)
+            return previous
+
+    known = dict(zip(classes["wnid"].to_pylist(), classes["label"].to_pylist()))
+    records = cap.read_records(captions_path)
+    num_records = len(records)
+    logger.info("prepare: read %d records from %s", num_records, captions_path)
+    columns = bucket_records(records, known_wnids=known, tags=options.tags, strict=options.strict,
+                             path=captions_path)
+    roles, train_size = assign_roles(columns, train_size=options.train_size, seed=options.seed)
+    columns["role"] = roles.tolist()
+    table = pa.table(columns, schema=CAPTION_SCHEMA)
+    del columns
+    write_parquet(table, work / "captions.parquet")
+
+    with atomic_path(work / "pairs") as folder:
+        folder.mkdir()
+        pairs = {split: write_pairs(table, classes, folder, split=split, shard_pairs=options.shard_pairs)
+                 for split in ("train", "test")}
+
+    stats = summarize(table, classes, num_records=num_records, pairs=pairs)
+    stats.update(train_size=train_size, captions_file=str(captions_path), fingerprint=fingerprint,
+                 synthetic=_is_synthetic(captions_path))
+    plot_captions_per_class(np.asarray(stats["per_class_eligible"]), work / "captions_per_class.png")
+    write_json(stats, stats_path)
+    log_summary(stats)
+    return stats
+
+
+def summarize(
+    table: pa.Table, classes: pa.Table, *, num_records: int, pairs: dict[str, int]
+) -> dict[str, Any]:
+    """Counts per reason and role, per-class eligible counts and the small-class guarantees."""
+    reasons = Counter(table["reason"].to_pylist())
+    roles = Counter(table["role"].to_pylist())
+    if sum(reasons.values()) != num_records:
+        raise RuntimeError(f"bucket counts {sum(reasons.values())} do not sum to {num_records} records")
+    eligible = table.filter(table["eligible"])
+    per_class = np.bincount(eligible["label"].to_numpy(), minlength=NUM_CLASSES)
+    sentence_counts = np.array([len(s) for s in classes["sentences"].to_pylist()])
+    return {
+        "records": num_records,
+        "reasons": {reason: reasons.get(reason, 0) for reason in REASONS},
+        "roles": {role: roles.get(role, 0) for role in ("train", "test", "excluded")},
+        "classes_present": int((per_class > 0).sum()),
+        "small_classes": int(((per_class > 0) & (per_class <= 100)).sum()),
+        "classes_without_sentences": int((sentence_counts == 0).sum()),
+        "pairs": pairs,
+        "per_class_eligible": per_class.tolist(),
+    }
+
+
+def log_summary(stats: dict[str, Any]) -> None:
+    """Log the counts per reason and the split as a small table."""
+    logger.info("prepare: %d records", stats["records"])
+    for reason, count in stats["reasons"].items():
+        logger.info("  %-20s %9d", reason, count)
+    roles, pairs = stats["roles"], stats["pairs"]
+    logger.info("  split: %d train, %d test captions over %d classes (%d with <= 100 eligible)",
+                roles["train"], roles["test"], stats["classes_present"], stats["small_classes"])
+    logger.info("  pairs: %d train, %d test", pairs["train"], pairs["test"])
+    if stats["classes_without_sentences"]:
+        logger.warning("  %d classes have no class sentence: their captions form no pairs",
+                       stats["classes_without_sentences"])
+
+
+def parse_args(argv: Sequence[str] | None = None) -> PrepareOptions:
+    """Parse the ``prepare`` command line."""
+    return parse_options(PrepareOptions, argv, prog="imagenet-multimodal prepare", description=__doc__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``imagenet-multimodal prepare``."""
+    run(parse_args(argv))
+    return 0
+
+
+__all__ = ["PrepareOptions", "bucket_records", "main", "parse_args", "run", "write_pairs"]

@@ -1,0 +1,82 @@
+"""The pure text rules: cleaning, eligibility, caption text and class sentences."""
+
+import pytest
+
+from imagenet_multimodal.text import (
+    caption_text,
+    choose_sentences,
+    clean_text,
+    count_words,
+    is_eligible,
+    split_sentences,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ('My <a href="http://flickr.com/x">tench</a> catch', "My tench catch"),
+        ("Fish &amp; chips &quot;today&quot;", 'Fish & chips "today"'),
+        ("&lt;b&gt;bold&lt;/b&gt; text", "bold text"),
+        ("see http://example.com/a?b=1 and www.foo.org/x now", "see and now"),
+        ("  lots \n of\t\tspace\u00a0here ", "lots of space here"),
+        ("a < b and c > d", "a < b and c > d"),
+        ("東京の金魚 Золотая рыбка", "東京の金魚 Золотая рыбка"),
+        ("", ""),
+    ],
+)
+def test_clean_text(raw, clean):
+    assert clean_text(raw) == clean
+
+
+def test_count_words_ignores_punctuation_only_tokens():
+    assert count_words("- -- !!") == 0
+    assert count_words("IMG_1234") == 1
+    assert count_words("red panda, eating!") == 3
+    assert count_words("a b c d", stop_at=2) == 2
+
+
+@pytest.mark.parametrize(
+    ("title", "description", "expected"),
+    [
+        ("red panda", "", (True, "eligible")),
+        ("panda", "eating bamboo", (True, "eligible")),
+        ("panda", "bamboo", (False, "one_word")),
+        ("IMG_1234", "", (False, "one_word")),
+        ("", "", (False, "no_text")),
+        ("--", "!!", (False, "no_text")),
+    ],
+)
+def test_is_eligible(title, description, expected):
+    assert is_eligible(title, description) == expected
+
+
+def test_caption_text_joins_present_parts():
+    assert caption_text("Title", "", ()) == "Title"
+    assert caption_text("Title", "desc", ("tag1", "tag2")) == "Title desc tag1 tag2"
+    assert caption_text("", "desc") == "desc"
+
+
+def test_sentences_do_not_split_on_abbreviations_or_decimals():
+    text = (
+        "The red panda lives in the Himalayas, e.g. Nepal. It weighs approx. 3.7 kg. "
+        "St. Bernard dogs are larger, about 64.5 cm tall. Dr. Smith saw one in the U.S. in 1990."
+    )
+    assert split_sentences(text) == [
+        "The red panda lives in the Himalayas, e.g. Nepal.",
+        "It weighs approx. 3.7 kg.",
+        "St. Bernard dogs are larger, about 64.5 cm tall.",
+        "Dr. Smith saw one in the U.S. in 1990.",
+    ]
+
+
+def test_choose_sentences_keeps_longest_in_text_order():
+    text = "Short one. This is the longest sentence of them all. Middle length one here. Tiny."
+    assert choose_sentences(text, max_sentences=2) == [
+        "This is the longest sentence of them all.",
+        "Middle length one here.",
+    ]
+    assert choose_sentences("Only one sentence here.", max_sentences=10) == ["Only one sentence here."]
+    assert choose_sentences("", max_sentences=10) == []
+    with pytest.raises(ValueError, match="max_sentences"):
+        choose_sentences(text, max_sentences=0)
