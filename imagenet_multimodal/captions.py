@@ -9,13 +9,16 @@ a named bucket; ``strict`` callers turn the bucket into an error naming the reco
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import urllib.request
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import ijson
 import orjson
 
 from .io import InputError, atomic_path
@@ -36,37 +39,44 @@ BAD_REASONS = (
 )
 
 
-def _decode_error(path: Path | str, err: orjson.JSONDecodeError, *, line: int | None = None) -> InputError:
-    where = f"line {line}" if line is not None else f"line {err.lineno}, column {err.colno} (byte {err.pos})"
-    return InputError(f"{path}: not valid JSON at {where}: {err.msg} (is the file truncated?)")
+def _json_error(label: str, err: Exception, count: int) -> InputError:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    near = f"; near: {lines[1]}" if len(lines) > 2 else ""  # yajl shows the text, then a pointer
+    return InputError(
+        f"{label}: not valid JSON after record {count}: {lines[0] if lines else err} "
+        f"(is the file truncated?){near}"
+    )
 
 
-def parse_json_list(data: bytes, *, path: Path | str) -> list[Any]:
-    """Parse the bytes of a JSON list file; errors name the file and the position."""
-    if not data.strip():
-        raise InputError(f"{path}: the file is empty; expected a JSON list of caption records")
+def _iter_json_list(handle: BinaryIO, label: str) -> Iterator[Any]:
+    """Stream the items of a JSON list with ijson (constant memory, C backend)."""
+    head = handle.peek(4096).lstrip()[:1]
+    if not head:
+        raise InputError(f"{label}: the file is empty; expected a JSON list of caption records")
+    if head == b"{":
+        raise InputError(f"{label}: expected a JSON list of caption records, got an object")
+    count = 0
     try:
-        records = orjson.loads(data)
-    except orjson.JSONDecodeError as err:
-        raise _decode_error(path, err) from err
-    if not isinstance(records, list):
-        raise InputError(f"{path}: expected a JSON list of caption records, got a {type(records).__name__}")
-    return records
+        for item in ijson.items(handle, "item", use_float=True):
+            yield item
+            count += 1
+    except ijson.JSONError as err:
+        raise _json_error(label, err, count) from err
 
 
-def parse_json_lines(data: bytes, *, path: Path | str) -> list[Any]:
-    """Parse JSON Lines (one record per line, blank lines ignored)."""
-    records = []
-    for number, line in enumerate(data.splitlines(), start=1):
+def _iter_json_lines(handle: BinaryIO, label: str) -> Iterator[Any]:
+    """Stream JSON Lines (one record per line, blank lines ignored)."""
+    count = 0
+    for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
         try:
-            records.append(orjson.loads(line))
+            yield orjson.loads(line)
         except orjson.JSONDecodeError as err:
-            raise _decode_error(path, err, line=number) from err
-    if not records:
-        raise InputError(f"{path}: the file is empty; expected one JSON caption record per line")
-    return records
+            raise InputError(f"{label}: not valid JSON at line {number}: {err.msg}") from err
+        count += 1
+    if not count:
+        raise InputError(f"{label}: the file is empty; expected one JSON caption record per line")
 
 
 def _zip_member(archive: zipfile.ZipFile, path: Path) -> str:
@@ -80,25 +90,31 @@ def _zip_member(archive: zipfile.ZipFile, path: Path) -> str:
     return (preferred or sorted(names))[0]
 
 
-def read_records(path: str | os.PathLike) -> list[Any]:
-    """Read caption records from a ``.json`` list, a ``.zip`` holding one, or ``.jsonl``."""
+def iter_records(path: str | os.PathLike) -> Iterator[Any]:
+    """Stream caption records from a ``.json`` list, a ``.zip`` holding one, or ``.jsonl``.
+
+    Nothing is extracted to disk and the file is never held whole in memory.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such captions file")
-    if path.suffix.lower() == ".zip":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                member = _zip_member(archive, path)
-                data = archive.read(member)
-        except zipfile.BadZipFile as err:
-            raise InputError(f"{path}: not a readable zip file ({err})") from err
-        label = f"{path}!{member}"
-        parse = parse_json_lines if member.endswith(".jsonl") else parse_json_list
-        return parse(data, path=label)
-    data = path.read_bytes()
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        return parse_json_lines(data, path=path)
-    return parse_json_list(data, path=path)
+    if path.suffix.lower() != ".zip":
+        reader = _iter_json_lines if path.suffix.lower() in (".jsonl", ".ndjson") else _iter_json_list
+        with open(path, "rb") as handle:
+            yield from reader(handle, str(path))
+        return
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as err:
+        raise InputError(f"{path}: not a readable zip file ({err})") from err
+    with archive:
+        member = _zip_member(archive, path)
+        reader = _iter_json_lines if member.endswith(".jsonl") else _iter_json_list
+        with archive.open(member) as handle:
+            try:
+                yield from reader(io.BufferedReader(handle), f"{path}!{member}")
+            except (zipfile.BadZipFile, EOFError) as err:
+                raise InputError(f"{path}!{member}: the zip member is damaged ({err})") from err
 
 
 def download_captions(cache_dir: str | os.PathLike, *, url: str = CAPTIONS_URL) -> Path:
@@ -120,6 +136,30 @@ def check_record(record: Any, *, known_wnids: dict[str, int], seen: set[str]) ->
     """Validate one record. Returns ``None`` when it is usable, else ``(reason, field, detail)``
     with reason one of :data:`BAD_REASONS`. Adds a usable record's filename to ``seen``.
     """
+    if _well_typed(record):
+        wnid, filename = record["wnid"], record["filename"]
+        if wnid in known_wnids and filename.startswith(wnid) and filename[len(wnid)] == "_" \
+                and filename not in seen:
+            seen.add(filename)
+            return None
+    return _diagnose(record, known_wnids=known_wnids, seen=seen)
+
+
+def _well_typed(record: Any) -> bool:
+    """Fast check that ``record`` has every field with its type (the common case)."""
+    return (
+        type(record) is dict
+        and type(record.get("filename")) is str
+        and type(record.get("wnid")) is str
+        and type(record.get("title")) is str
+        and type(record.get("description")) is str
+        and type(record.get("tags")) is list
+        and set(map(type, record["tags"])) <= {str}
+    )
+
+
+def _diagnose(record: Any, *, known_wnids: dict[str, int], seen: set[str]) -> tuple[str, str, str] | None:
+    """The slow path of :func:`check_record`: say what is wrong with ``record``."""
     if not isinstance(record, dict):
         return "not_an_object", "", f"expected an object, got {type(record).__name__}"
     for name, kind in FIELDS.items():

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,7 @@ CAPTION_SCHEMA = pa.schema(
         ("reason", pa.string()),
     ]
 )
+BUCKET_SCHEMA = pa.schema([f for f in CAPTION_SCHEMA if f.name != "role"])
 PAIR_SCHEMA = pa.schema(
     [("text", pa.string()), ("label", pa.int64()), ("image_id", pa.string()), ("sentence_index", pa.int32())]
 )
@@ -84,7 +84,7 @@ class PrepareOptions:
     seed: int = field(default=0, metadata={"help": "seed of the train/test split"})
     tags: bool = field(default=False, metadata={"help": "append Flickr tags to the caption text"})
     strict: bool = field(default=False, metadata={"help": "a bad record is an error, not a bucket"})
-    shard_pairs: int = field(default=500_000, metadata={"help": "pairs per Parquet shard"})
+    shard_pairs: int = field(default=200_000, metadata={"help": "pairs per Parquet shard"})
     force: bool = field(default=False, metadata={"help": "redo the stage even if it is up to date"})
 
     def __post_init__(self) -> None:
@@ -97,70 +97,67 @@ class PrepareOptions:
 
 
 def bucket_records(
-    records: list[Any], *, known_wnids: dict[str, int], tags: bool, strict: bool, path: Path | str
-) -> dict[str, list]:
-    """Validate, clean and bucket every record (consumed: ``records`` is emptied as it goes).
+    records: Iterable[Any], *, known_wnids: dict[str, int], tags: bool, strict: bool, path: Path | str,
+    batch_size: int = 65_536,
+) -> Iterator[pa.RecordBatch]:
+    """Validate, clean and bucket every record; yield the rows of ``captions.parquet`` (all
+    columns but ``role``) as Arrow record batches, so Python objects never pile up.
 
-    Returns the columns of ``captions.parquet`` except ``role``. With ``strict`` the first bad
-    record raises an :class:`InputError` naming the file, the record index and the field.
+    With ``strict`` the first bad record raises an :class:`InputError` naming the file, the
+    record index and the field.
     """
-    columns: dict[str, list] = {name: [] for name in CAPTION_SCHEMA.names if name != "role"}
+    rows: list[tuple] = []
     seen: set[str] = set()
-    for index in tqdm(range(len(records)), desc="records", unit="rec", mininterval=1, leave=False):
-        record, records[index] = records[index], None
+    for index, record in enumerate(tqdm(records, desc="records", unit="rec", mininterval=1, leave=False)):
         problem = cap.check_record(record, known_wnids=known_wnids, seen=seen)
-        if problem is not None:
+        if problem is None:
+            rows.append(_good_row(index, record, known_wnids, tags))
+        elif strict:
             reason, name, detail = problem
-            if strict:
-                raise InputError(f"{path}: record {index} field {name!r}: {detail} [{reason}]")
-            _append_bad(columns, index, record, reason, known_wnids)
-            continue
-        title, description = clean_text(record["title"]), clean_text(record["description"])
-        eligible, reason = is_eligible(title, description)
-        extra = [clean_text(t) for t in record["tags"]] if tags else ()
-        filename = record["filename"]
-        columns["record"].append(index)
-        columns["image_id"].append(cap.image_id(filename))
-        columns["filename"].append(filename)
-        columns["wnid"].append(record["wnid"])
-        columns["label"].append(known_wnids[record["wnid"]])
-        columns["title"].append(title)
-        columns["description"].append(description)
-        columns["tags"].append(record["tags"])
-        columns["text"].append(caption_text(title, description, extra))
-        columns["eligible"].append(eligible)
-        columns["reason"].append(reason)
-    records.clear()
-    return columns
+            raise InputError(f"{path}: record {index} field {name!r}: {detail} [{reason}]")
+        else:
+            rows.append(_bad_row(index, record, problem[0], known_wnids))
+        if len(rows) == batch_size:
+            yield _to_batch(rows)
+            rows = []
+    yield _to_batch(rows)
 
 
-def _append_bad(
-    columns: dict[str, list], index: int, record: Any, reason: str, known: dict[str, int]
-) -> None:
-    """Keep a bad record's row with whatever of its fields has the right type."""
+def _to_batch(rows: list[tuple]) -> pa.RecordBatch:
+    columns = zip(*rows) if rows else [()] * len(BUCKET_SCHEMA)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(column, type=f.type) for column, f in zip(columns, BUCKET_SCHEMA)], schema=BUCKET_SCHEMA
+    )
+
+
+def _good_row(index: int, record: dict, known: dict[str, int], tags: bool) -> tuple:
+    """A valid record, cleaned and bucketed by the eligibility rule (columns of BUCKET_SCHEMA)."""
+    title, description = clean_text(record["title"]), clean_text(record["description"])
+    eligible, reason = is_eligible(title, description)
+    extra = [clean_text(t) for t in record["tags"]] if tags else ()
+    filename, wnid = record["filename"], record["wnid"]
+    text = caption_text(title, description, extra)
+    return (index, cap.image_id(filename), filename, wnid, known[wnid], title, description,
+            record["tags"], text, eligible, reason)
+
+
+def _bad_row(index: int, record: Any, reason: str, known: dict[str, int]) -> tuple:
+    """A bad record's row, keeping whichever of its raw fields has the right type."""
     def get(name: str, kind: type) -> Any:
         value = record.get(name) if isinstance(record, dict) else None
         return value if isinstance(value, kind) else None
 
-    filename, wnid = get("filename", str), get("wnid", str)
-    tags = get("tags", list)
-    columns["record"].append(index)
-    columns["image_id"].append(cap.image_id(filename) if filename else None)
-    columns["filename"].append(filename)
-    columns["wnid"].append(wnid)
-    columns["label"].append(known.get(wnid))
-    columns["title"].append(get("title", str))
-    columns["description"].append(get("description", str))
-    columns["tags"].append(tags if tags is not None and all(isinstance(t, str) for t in tags) else None)
-    columns["text"].append(None)
-    columns["eligible"].append(False)
-    columns["reason"].append(reason)
+    filename, wnid, tags = get("filename", str), get("wnid", str), get("tags", list)
+    if tags is not None and not all(isinstance(t, str) for t in tags):
+        tags = None
+    return (index, cap.image_id(filename) if filename else None, filename, wnid, known.get(wnid),
+            get("title", str), get("description", str), tags, None, False, reason)
 
 
-def assign_roles(columns: dict[str, list], *, train_size: int | None, seed: int) -> tuple[np.ndarray, int]:
+def assign_roles(table: pa.Table, *, train_size: int | None, seed: int) -> tuple[np.ndarray, int]:
     """Split the eligible captions; returns the role of every row and the train size used."""
-    eligible = np.asarray(columns["eligible"], dtype=bool)
-    labels = np.asarray([-1 if v is None else v for v in columns["label"]], dtype=np.int64)
+    eligible = table["eligible"].to_numpy(zero_copy_only=False)
+    labels = table["label"].fill_null(-1).to_numpy()
     size = default_train_size(int(eligible.sum())) if train_size is None else train_size
     if size > eligible.sum():
         raise InputError(f"--train-size {size} is larger than the {eligible.sum()} eligible captions")
@@ -185,7 +182,7 @@ def write_pairs(captions: pa.Table, classes: pa.Table, folder: Path, *, split: s
 
     Pairs are built with Arrow kernels one shard at a time, so memory stays near one shard.
     """
-    rows = captions.filter(pc.equal(captions["role"], split)).select(["text", "label", "image_id"])
+    rows = captions.select(["text", "label", "image_id"]).filter(pc.equal(captions["role"], split))
     sentence_lists = classes.column("sentences").combine_chunks()
     flat = sentence_lists.flatten()
     start = sentence_lists.offsets.to_numpy()[:-1]
@@ -269,15 +266,13 @@ def run(options: PrepareOptions) -> dict[str, Any]:
             return previous
 
     known = dict(zip(classes["wnid"].to_pylist(), classes["label"].to_pylist()))
-    records = cap.read_records(captions_path)
-    num_records = len(records)
-    logger.info("prepare: read %d records from %s", num_records, captions_path)
-    columns = bucket_records(records, known_wnids=known, tags=options.tags, strict=options.strict,
-                             path=captions_path)
-    roles, train_size = assign_roles(columns, train_size=options.train_size, seed=options.seed)
-    columns["role"] = roles.tolist()
-    table = pa.table(columns, schema=CAPTION_SCHEMA)
-    del columns
+    logger.info("prepare: reading %s", captions_path)
+    batches = bucket_records(cap.iter_records(captions_path), known_wnids=known, tags=options.tags,
+                             strict=options.strict, path=captions_path)
+    table = pa.Table.from_batches(list(batches), schema=BUCKET_SCHEMA)
+    num_records = table.num_rows
+    roles, train_size = assign_roles(table, train_size=options.train_size, seed=options.seed)
+    table = table.add_column(CAPTION_SCHEMA.get_field_index("role"), "role", pa.array(roles, pa.string()))
     write_parquet(table, work / "captions.parquet")
 
     with atomic_path(work / "pairs") as folder:
@@ -294,16 +289,21 @@ def run(options: PrepareOptions) -> dict[str, Any]:
     return stats
 
 
+def _value_counts(column: pa.ChunkedArray) -> dict[str, int]:
+    counts = pc.value_counts(column)
+    return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
+
+
 def summarize(
     table: pa.Table, classes: pa.Table, *, num_records: int, pairs: dict[str, int]
 ) -> dict[str, Any]:
     """Counts per reason and role, per-class eligible counts and the small-class guarantees."""
-    reasons = Counter(table["reason"].to_pylist())
-    roles = Counter(table["role"].to_pylist())
+    reasons = _value_counts(table["reason"])
+    roles = _value_counts(table["role"])
     if sum(reasons.values()) != num_records:
         raise RuntimeError(f"bucket counts {sum(reasons.values())} do not sum to {num_records} records")
-    eligible = table.filter(table["eligible"])
-    per_class = np.bincount(eligible["label"].to_numpy(), minlength=NUM_CLASSES)
+    eligible_labels = table["label"].filter(table["eligible"]).to_numpy()
+    per_class = np.bincount(eligible_labels, minlength=NUM_CLASSES)
     sentence_counts = np.array([len(s) for s in classes["sentences"].to_pylist()])
     return {
         "records": num_records,

@@ -14,7 +14,8 @@ import syntok.segmenter
 
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 _URL = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
-_MARKUP_HINTS = ("<", "&", "://", "www.", "WWW.")
+_MARKUP = re.compile(r"[<&]|://|www\.", re.IGNORECASE)
+_ALNUM = re.compile(r"[^\W_]|\d")
 
 
 def clean_text(text: str) -> str:
@@ -25,7 +26,7 @@ def clean_text(text: str) -> str:
     >>> clean_text('A <a href="http://x.org">tench</a> &amp; friend  http://flic.kr/p/1')
     'A tench & friend'
     """
-    if any(hint in text for hint in _MARKUP_HINTS):
+    if _MARKUP.search(text):
         text = _TAG.sub(" ", text)
         text = html.unescape(text)
         text = _TAG.sub(" ", text)  # tags that were escaped in the source (&lt;b&gt;)
@@ -40,7 +41,7 @@ def count_words(text: str, *, stop_at: int | None = None) -> int:
     """
     count = 0
     for token in text.split():
-        if any(ch.isalnum() for ch in token):
+        if _ALNUM.search(token):
             count += 1
             if stop_at is not None and count >= stop_at:
                 break

@@ -82,8 +82,8 @@ def test_strict_duplicate_filename(work, tmp_path):
 
 def test_truncated_file_names_position(work, tmp_path):
     path = tmp_path / "c.json"
-    path.write_bytes(json.dumps(_good_records({0: 5})).encode()[:-40])
-    with pytest.raises(InputError, match=r"c\.json: not valid JSON at line 1, column \d+"):
+    path.write_bytes(json.dumps(_good_records({0: 5})).encode()[:-40])  # inside record 5
+    with pytest.raises(InputError, match=r"c\.json: not valid JSON after record 4: .*premature EOF"):
         run(PrepareOptions(work=work, captions=path))
 
 
