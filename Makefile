@@ -1,0 +1,29 @@
+# Two commands on a fresh machine:  `make demo` (set up + run the demo)  and  `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch; on a GPU machine use e.g. `make setup TORCH_SPEC=torch`.
+TORCH_SPEC ?= torch==2.13.0
+WORK ?= work/demo
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev,demo]"
+	touch $@
+
+demo: setup
+	$(BIN)/imagenet-multimodal sample --out $(WORK)/sample_captions.json --records 4000 --classes 40 --seed 0
+	$(BIN)/imagenet-multimodal classes --work $(WORK) --source offline
+	$(BIN)/imagenet-multimodal prepare --work $(WORK) --captions $(WORK)/sample_captions.json
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
