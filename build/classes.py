@@ -7,8 +7,8 @@ Example::
 
 import sys
 
-from imagenet_multimodal.cli import run_stage
 from imagenet_multimodal.classes import main
+from imagenet_multimodal.cli import run_stage
 
 if __name__ == "__main__":
     sys.exit(run_stage(main, sys.argv[1:]))
