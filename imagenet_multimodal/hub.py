@@ -1,0 +1,83 @@
+"""Upload a prepared folder to the Hugging Face Hub: batched commits that resume.
+
+Files already on the Hub with the same content are skipped, so rerunning an interrupted upload
+only sends what is missing; remote files that the folder no longer holds (stale shards of an
+earlier release) are deleted in the last commit. The token comes from ``HF_TOKEN`` or the login
+store (``hf auth login``) through :class:`huggingface_hub.HfApi` and is never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+from huggingface_hub.errors import HfHubHTTPError
+
+from .io import InputError
+
+logger = logging.getLogger(__name__)
+
+MAX_FILES_PER_COMMIT = 100
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The git object id of ``data`` (what the Hub reports for files not stored in LFS)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _local_files(folder: Path) -> dict[str, Path]:
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _remote_files(api: HfApi, repo_id: str, repo_type: str) -> dict[str, set[str]]:
+    """Each remote file's known content hashes (LFS sha256 and git blob id)."""
+    remote = {}
+    for entry in api.list_repo_tree(repo_id, recursive=True, repo_type=repo_type):
+        if getattr(entry, "blob_id", None) is None:
+            continue  # a folder
+        hashes = {entry.blob_id}
+        lfs = getattr(entry, "lfs", None)
+        if lfs is not None:
+            hashes.add(lfs.sha256 if hasattr(lfs, "sha256") else lfs["sha256"])
+        remote[entry.path] = hashes
+    return remote
+
+
+def _unchanged(path: Path, hashes: set[str]) -> bool:
+    data = path.read_bytes()
+    return hashlib.sha256(data).hexdigest() in hashes or git_blob_sha1(data) in hashes
+
+
+def push_folder(
+    folder: str | Path, repo_id: str, *, repo_type: str, private: bool = False,
+    max_files: int = MAX_FILES_PER_COMMIT, api: HfApi | None = None,
+) -> dict[str, int]:
+    """Upload ``folder`` to ``repo_id`` in commits of at most ``max_files`` files.
+
+    Returns counts: ``uploaded``, ``skipped`` (already there) and ``deleted`` (stale remote files).
+    """
+    folder = Path(folder)
+    api = api or HfApi()
+    try:
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        remote = _remote_files(api, repo_id, repo_type)
+        local = _local_files(folder)
+        todo = [name for name, path in local.items() if name not in remote or not _unchanged(path, remote[name])]
+        stale = [name for name in remote if name not in local and name != ".gitattributes"]
+        batches = [todo[i:i + max_files] for i in range(0, len(todo), max_files)] or [[]]
+        for number, batch in enumerate(batches, start=1):
+            operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(local[name])) for name in batch]
+            if number == len(batches):
+                operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
+            if not operations:
+                continue
+            api.create_commit(repo_id, operations=operations, repo_type=repo_type,
+                              commit_message=f"Upload {folder.name} ({number}/{len(batches)})")
+            logger.info("hub: %s commit %d/%d: %d files", repo_id, number, len(batches), len(operations))
+    except HfHubHTTPError as err:
+        raise InputError(f"uploading {folder} to {repo_type} repo {repo_id} failed: {err}") from err
+    counts = {"uploaded": len(todo), "skipped": len(local) - len(todo), "deleted": len(stale)}
+    logger.info("hub: %s: %d uploaded, %d already there, %d stale deleted", repo_id, *counts.values())
+    return counts

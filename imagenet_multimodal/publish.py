@@ -1,0 +1,314 @@
+"""Stage ``publish``: write the Hub repositories of the dataset and of the relevance model.
+
+Inputs: ``WORK/classes.parquet``, ``WORK/captions.parquet``, ``WORK/pairs/``, ``WORK/scores.parquet``,
+``WORK/score_stats.json``, ``WORK/prepare_stats.json`` and, when present, ``WORK/model/``.
+
+Outputs (each folder built under a temporary name, then renamed):
+
+* ``WORK/hub/``: exactly what goes to the dataset repo: ``data/<config>/<split>-NNNNN-of-NNNNN.parquet``
+  (at most 500 MB a shard, row groups of at most 100 MB, ``datasets`` features embedded) and
+  ``README.md``: the card rendered from ``dataset_card.md`` under a YAML header written here
+  (configs with ``default: true`` on ``filtered``, ``dataset_info`` with the ClassLabel names,
+  licences, task categories, size category). No loading script is written.
+* ``WORK/hub-model/``: the relevance model's repo (weights, tokenizer, card).
+
+With ``--push --repo-id ORG/NAME`` both are uploaded (:mod:`imagenet_multimodal.hub`); without
+``--push`` it is a dry run.
+
+Example::
+
+    imagenet-multimodal publish --work W                                  # dry run
+    imagenet-multimodal publish --work W --push --repo-id ORG/imagenet-multimodal
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import math
+import shutil
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+from datasets.info import DatasetInfo
+
+from . import schema
+from .io import InputError, atomic_path, read_json, require_file
+from .options import parse_options
+
+logger = logging.getLogger(__name__)
+
+MAX_SHARD_BYTES = 500 * 1024**2
+MAX_ROW_GROUP_BYTES = 100 * 1024**2
+
+
+def read_scores(work: Path) -> tuple[pa.Table, dict[str, Any]]:
+    """``scores.parquet`` and ``score_stats.json``, checked against :data:`schema.SCORE_SCHEMA`."""
+    path = require_file(work / "scores.parquet", made_by=f"score --work {work}")
+    stats = read_json(require_file(work / "score_stats.json", made_by=f"score --work {work}"))
+    scores = pq.read_table(path)
+    missing = [f.name for f in schema.SCORE_SCHEMA if f.name not in scores.column_names]
+    if missing:
+        raise InputError(f"{path}: missing columns {missing}; expected {schema.SCORE_SCHEMA.names}")
+    return scores.select(schema.SCORE_SCHEMA.names).cast(schema.SCORE_SCHEMA), stats
+
+
+def caption_tables(work: Path, *, with_class_text: bool = False) -> dict[str, pa.Table]:
+    """The ``captions`` config (every input record with its score) and ``filtered`` (kept captions)."""
+    captions = pq.read_table(require_file(work / "captions.parquet", made_by=f"prepare --work {work}"))
+    classes = pq.read_table(require_file(work / "classes.parquet", made_by=f"classes --work {work}"))
+    scores, _ = read_scores(work)
+    scores = scores.drop_columns(["image_id", "label", "top5"])
+    joined = _attach_scores(captions, scores)
+    labels = joined["label"]
+    names = classes["name"].take(pc.fill_null(labels, 0))
+    joined = joined.append_column("class_name", pc.if_else(pc.is_null(labels), None, names))
+    if with_class_text:
+        joined = attach_class_text(joined, classes)
+    kept = joined.filter(pc.fill_null(joined["kept"], False))
+    return {
+        "captions": cast_to(joined, schema.features("captions", with_class_text=with_class_text)),
+        "filtered": cast_to(kept, schema.features("filtered", with_class_text=with_class_text)),
+    }
+
+
+def _attach_scores(captions: pa.Table, scores: pa.Table) -> pa.Table:
+    """Left-join ``scores`` onto ``captions`` by ``record`` (the row number of captions.parquet)."""
+    records = scores["record"].to_numpy()
+    if captions.num_rows and (records.min(initial=0) < 0 or records.max(initial=0) >= captions.num_rows):
+        raise InputError(f"scores.parquet: record numbers outside 0..{captions.num_rows - 1}; rerun `score`")
+    position = np.full(captions.num_rows, -1, dtype=np.int64)
+    position[records] = np.arange(len(records))
+    take = pa.array(position, mask=position < 0)
+    for name in scores.column_names:
+        if name != "record":
+            captions = captions.append_column(name, scores[name].take(take))
+    return captions
+
+
+def attach_class_text(table: pa.Table, classes: pa.Table) -> pa.Table:
+    """Add ``class_text`` (summary + description of the row's class) to a captions table."""
+    texts = pc.binary_join_element_wise(classes["summary"], pc.fill_null(classes["description"], ""), " ")
+    texts = pc.utf8_trim_whitespace(texts)
+    labels = table["label"]
+    per_row = pc.if_else(pc.is_null(labels), pa.scalar(None, pa.string()), texts.take(pc.fill_null(labels, 0)))
+    return table.append_column("class_text", per_row)
+
+
+def cast_to(table: pa.Table, features: datasets.Features) -> pa.Table:
+    """Select and order ``table``'s columns as ``features`` says, with its Arrow schema and metadata."""
+    target = features.arrow_schema
+    return table.select(target.names).cast(target)
+
+
+def classes_table(work: Path) -> pa.Table:
+    """The ``classes`` config."""
+    classes = pq.read_table(require_file(work / "classes.parquet", made_by=f"classes --work {work}"))
+    return cast_to(classes, schema.features("classes"))
+
+
+def pair_tables(work: Path, split: str) -> Iterable[pa.Table]:
+    """The ``pairs`` config of one split, shard by shard (never held whole)."""
+    folder = work / "pairs"
+    shards = sorted(folder.glob(f"{split}-*.parquet"))
+    if not shards:
+        raise InputError(f"{folder}: no {split}-*.parquet shards; run `imagenet-multimodal prepare` first")
+    for shard in shards:
+        yield cast_to(pq.read_table(shard), schema.features("pairs"))
+
+
+def write_split(tables: Iterable[pa.Table], folder: Path, split: str, *,
+                max_shard_bytes: int = MAX_SHARD_BYTES, max_row_group_bytes: int = MAX_ROW_GROUP_BYTES) -> int:
+    """Write ``tables`` as ``folder/<split>-NNNNN-of-NNNNN.parquet`` shards; returns the row count.
+
+    Each shard holds at most ``max_shard_bytes`` (uncompressed Arrow size, so the Parquet file is
+    smaller) and row groups of at most ``max_row_group_bytes``, which the Hub's viewer requires.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    pieces = []
+    for table in tables:
+        rows_per_shard = _rows_within(table, max_shard_bytes)
+        pieces += [table.slice(start, rows_per_shard) for start in range(0, max(table.num_rows, 1), rows_per_shard)]
+    for number, piece in enumerate(pieces):
+        path = folder / f"{split}-{number:05d}-of-{len(pieces):05d}.parquet"
+        pq.write_table(piece, path, row_group_size=_rows_within(piece, max_row_group_bytes))
+    return sum(piece.num_rows for piece in pieces)
+
+
+def _rows_within(table: pa.Table, max_bytes: int) -> int:
+    if table.num_rows == 0:
+        return 1
+    per_row = max(table.nbytes / table.num_rows, 1)
+    return max(1, min(table.num_rows, math.floor(max_bytes / per_row)))
+
+
+def dataset_yaml(counts: dict[str, dict[str, int]], *, synthetic: bool, license_notes: str) -> dict[str, Any]:
+    """The card's YAML header: configs (``filtered`` first and default), features and metadata."""
+    configs, infos = [], []
+    for config in schema.CONFIGS:
+        entry = {"config_name": config}
+        if config == "filtered":
+            entry["default"] = True
+        entry["data_files"] = [{"split": s, "path": f"data/{config}/{s}-*.parquet"} for s in schema.splits(config)]
+        configs.append(entry)
+        split_dict = datasets.SplitDict()
+        for split, rows in counts[config].items():
+            split_dict.add(datasets.SplitInfo(name=split, num_examples=rows))
+        info = DatasetInfo(features=schema.features(config), splits=split_dict)._to_yaml_dict()
+        infos.append({"config_name": config, **info})
+    rows = counts["captions"]["train"]
+    return {
+        "pretty_name": "ImageNet Multimodal" + (" (synthetic demo sample)" if synthetic else ""),
+        "language": ["en"],
+        "license": "other",
+        "license_name": "mixed",
+        "license_details": license_notes,
+        "task_categories": ["image-classification", "text-classification", "zero-shot-image-classification"],
+        "size_categories": [_size_category(rows)],
+        "tags": ["imagenet", "captions", "wikipedia", "multimodal"] + (["synthetic"] if synthetic else []),
+        "configs": configs,
+        "dataset_info": infos,
+    }
+
+
+def _size_category(rows: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if rows < limit:
+            return name
+    return "10M<n<100M"
+
+
+LICENSE_NOTES = (
+    "Code and relevance scores: MIT. Captions: ImageNet-Captions (MIT), Flickr text by its authors. "
+    "Class texts: English Wikipedia (CC BY-SA 4.0) where text_source is 'wikipedia'. "
+    "Images are not included: ImageNet terms of access apply to the images you join."
+)
+
+
+def template(name: str) -> string.Template:
+    """A card template shipped with the package (``dataset_card.md``, ``model_card.md``)."""
+    return string.Template(importlib.resources.files("imagenet_multimodal").joinpath("data", name).read_text())
+
+
+def render_card(header: dict[str, Any], values: dict[str, Any]) -> str:
+    """README.md of the dataset repo: YAML header + the card template filled with ``values``."""
+    body = template("dataset_card.md").substitute(values)
+    return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n\n" + body
+
+
+def card_values(work: Path, counts: dict[str, dict[str, int]], repo_id: str) -> dict[str, Any]:
+    """The numbers the card quotes, all read from the work folder's own statistics."""
+    prepare = read_json(require_file(work / "prepare_stats.json", made_by=f"prepare --work {work}"))
+    _, scores = read_scores(work)
+    sources = pc.value_counts(pq.read_table(work / "classes.parquet", columns=["text_source"])["text_source"])
+    source_lines = "\n".join(f"| `{row['values']}` | {row['counts']} |" for row in sources.to_pylist())
+    reason_lines = "\n".join(f"| `{reason}` | {count:,} |" for reason, count in prepare["reasons"].items())
+    eligible = prepare["reasons"]["eligible"]
+    kept = counts["filtered"]["train"]
+    banner = ""
+    if prepare.get("synthetic"):
+        banner = ("> **Synthetic demo sample.** The captions in this repository were generated by "
+                  "`imagenet-multimodal sample`; they are not ImageNet-Captions and describe no real image.\n")
+    return {
+        "repo_id": repo_id,
+        "banner": banner,
+        "records": f"{prepare['records']:,}",
+        "eligible": f"{eligible:,}",
+        "kept": f"{kept:,}",
+        "kept_share": f"{kept / max(eligible, 1):.1%}",
+        "train_captions": f"{prepare['roles']['train']:,}",
+        "test_captions": f"{prepare['roles']['test']:,}",
+        "pairs_train": f"{counts['pairs']['train']:,}",
+        "pairs_test": f"{counts['pairs']['test']:,}",
+        "classes_present": prepare["classes_present"],
+        "low": scores["low"],
+        "high": scores["high"],
+        "curve": scores["curve"],
+        "scoring": scores["method"],
+        "reasons_table": reason_lines,
+        "sources_table": source_lines,
+        "license_notes": LICENSE_NOTES,
+    }
+
+
+@dataclass
+class PublishOptions:
+    """Options of the ``publish`` stage."""
+
+    work: Path = field(metadata={"help": "work folder"})
+    repo_id: str = field(default=schema.HUB_REPO_ID, metadata={"help": "dataset repo id ORG/NAME"})
+    model_repo_id: str | None = field(default=None, metadata={"help": "model repo id (default: REPO_ID-relevance)"})
+    push: bool = field(default=False, metadata={"help": "upload to the Hub (otherwise a dry run)"})
+    private: bool = field(default=False, metadata={"help": "create the repos as private"})
+
+    def __post_init__(self) -> None:
+        self.work = Path(self.work)
+        if self.repo_id.count("/") != 1 or not all(self.repo_id.split("/")):
+            raise InputError(f"--repo-id: expected ORG/NAME, got {self.repo_id!r}")
+        self.model_repo_id = self.model_repo_id or f"{self.repo_id}-relevance"
+
+
+def write_hub_folder(work: Path, repo_id: str) -> dict[str, dict[str, int]]:
+    """Write ``WORK/hub`` (atomically) and return the rows per config and split."""
+    tables = caption_tables(work)
+    counts: dict[str, dict[str, int]] = {}
+    with atomic_path(work / "hub") as hub:
+        data = hub / "data"
+        for config in ("filtered", "captions"):
+            counts[config] = {"train": write_split([tables[config]], data / config, "train")}
+        counts["classes"] = {"train": write_split([classes_table(work)], data / "classes", "train")}
+        counts["pairs"] = {split: write_split(pair_tables(work, split), data / "pairs", split)
+                           for split in schema.splits("pairs")}
+        values = card_values(work, counts, repo_id)
+        header = dataset_yaml(counts, synthetic=bool(values["banner"]), license_notes=LICENSE_NOTES)
+        (hub / "README.md").write_text(render_card(header, values))
+    return counts
+
+
+def write_model_folder(work: Path) -> Path | None:
+    """Copy ``WORK/model`` (without checkpoints) to ``WORK/hub-model``; None when there is no model."""
+    model = work / "model"
+    if not (model / "config.json").exists():
+        logger.warning("publish: %s holds no trained model; WORK/hub-model is not written", model)
+        return None
+    with atomic_path(work / "hub-model") as folder:
+        shutil.copytree(model, folder, ignore=shutil.ignore_patterns("checkpoints", "tokens*", ".*"))
+    return work / "hub-model"
+
+
+def run(options: PublishOptions) -> dict[str, dict[str, int]]:
+    """Write the repos under WORK and, with ``push``, upload them."""
+    counts = write_hub_folder(options.work, options.repo_id)
+    model_folder = write_model_folder(options.work)
+    for config, splits in counts.items():
+        logger.info("publish: %-9s %s", config, ", ".join(f"{s} {n:,}" for s, n in splits.items()))
+    if not options.push:
+        logger.info("publish: dry run; %s is ready (add --push to upload)", options.work / "hub")
+        return counts
+    from .hub import push_folder
+
+    push_folder(options.work / "hub", options.repo_id, repo_type="dataset", private=options.private)
+    if model_folder is not None:
+        push_folder(model_folder, options.model_repo_id, repo_type="model", private=options.private)
+    return counts
+
+
+def parse_args(argv: Sequence[str] | None = None) -> PublishOptions:
+    """Parse the ``publish`` command line."""
+    return parse_options(PublishOptions, argv, prog="imagenet-multimodal publish", description=__doc__)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``imagenet-multimodal publish``."""
+    run(parse_args(argv))
+    return 0

@@ -1,0 +1,106 @@
+"""The public contract: columns and ``datasets`` features of every published config.
+
+One place defines what ``load_dataset("<org>/imagenet-multimodal", CONFIG)`` returns, what
+``publish`` writes and what the builder yields, so the three cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import datasets
+import pyarrow as pa
+
+from .classes import imagenet_classes
+
+HUB_REPO_ID = "imagenet-multimodal/imagenet-multimodal"
+CONFIGS = ("filtered", "captions", "classes", "pairs")
+IMAGE_CONFIGS = {"images-filtered": "filtered", "images-captioned": "captions"}
+
+# scores.parquet, one row per eligible caption (stage `score`); `record` joins it to captions.parquet
+SCORE_SCHEMA = pa.schema(
+    [
+        ("record", pa.int64()),
+        ("image_id", pa.string()),
+        ("label", pa.int64()),
+        ("p_correct", pa.float32()),
+        ("p_mean", pa.float32()),
+        ("rank", pa.int32()),
+        ("top5", pa.list_(pa.int32())),
+        ("kept", pa.bool_()),
+        ("drop_reason", pa.string()),
+        ("relevance", pa.float32()),
+        ("scored_out_of_fold", pa.bool_()),
+    ]
+)
+
+_STRING = datasets.Value("string")
+_FILTERED = {
+    "image_id": _STRING,
+    "filename": _STRING,
+    "label": None,  # ClassLabel, filled in by class_label()
+    "wnid": _STRING,
+    "class_name": _STRING,
+    "text": _STRING,
+    "title": _STRING,
+    "description": _STRING,
+    "tags": datasets.List(_STRING),
+    "p_correct": datasets.Value("float32"),
+    "relevance": datasets.Value("float32"),
+}
+_CAPTIONS_EXTRA = {
+    "record": datasets.Value("int64"),
+    "role": _STRING,
+    "eligible": datasets.Value("bool"),
+    "reason": _STRING,
+    "p_mean": datasets.Value("float32"),
+    "rank": datasets.Value("int32"),
+    "kept": datasets.Value("bool"),
+    "drop_reason": _STRING,
+    "scored_out_of_fold": datasets.Value("bool"),
+}
+_CLASSES = {
+    "label": None,
+    "wnid": _STRING,
+    "name": _STRING,
+    "lemmas": datasets.List(_STRING),
+    "wikipedia_title": _STRING,
+    "wikipedia_url": _STRING,
+    "wikipedia_revision": datasets.Value("int64"),
+    "summary": _STRING,
+    "description": _STRING,
+    "sentences": datasets.List(_STRING),
+    "text_source": _STRING,
+}
+_PAIRS = {"text": _STRING, "label": None, "image_id": _STRING, "sentence_index": datasets.Value("int32")}
+
+
+@functools.cache
+def class_label() -> datasets.ClassLabel:
+    """ClassLabel over the 1,000 ImageNet-1k class names, in label order."""
+    return datasets.ClassLabel(names=[c.name for c in imagenet_classes()])
+
+
+def features(config: str, *, with_class_text: bool = False) -> datasets.Features:
+    """The features of a config (image configs add an ``image`` column to their base config)."""
+    base = IMAGE_CONFIGS.get(config, config)
+    columns = {
+        "filtered": _FILTERED,
+        "captions": {**_FILTERED, **_CAPTIONS_EXTRA},
+        "classes": _CLASSES,
+        "pairs": _PAIRS,
+    }.get(base)
+    if columns is None:
+        raise ValueError(f"unknown config {config!r}; expected one of {[*CONFIGS, *IMAGE_CONFIGS]}")
+    spec = {name: class_label() if kind is None else kind for name, kind in columns.items()}
+    if with_class_text and base in ("filtered", "captions"):
+        spec["class_text"] = _STRING
+    if config in IMAGE_CONFIGS:
+        spec = {"image": datasets.Image(), **spec}
+    return datasets.Features(spec)
+
+
+def splits(config: str) -> tuple[str, ...]:
+    """Splits of a config: the classifier's train/test for pairs, one train split otherwise
+    (every image of this dataset is an ImageNet train image)."""
+    return ("train", "test") if config == "pairs" else ("train",)

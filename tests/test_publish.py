@@ -1,0 +1,139 @@
+"""publish writes the exact Hub folder; load_dataset and the builder read every config from it."""
+
+from __future__ import annotations
+
+import shutil
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+from _scores import write_fake_scores
+from huggingface_hub import DatasetCard
+
+from imagenet_multimodal import ImagenetMultimodal
+from imagenet_multimodal.io import InputError
+from imagenet_multimodal.prepare import PrepareOptions
+from imagenet_multimodal.prepare import run as run_prepare
+from imagenet_multimodal.publish import PublishOptions, write_split
+from imagenet_multimodal.publish import run as run_publish
+from imagenet_multimodal.sample import write_sample
+from imagenet_multimodal.schema import CONFIGS, features
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, _classes_dir):
+    work = tmp_path_factory.mktemp("publish") / "work"
+    work.mkdir()
+    shutil.copy(_classes_dir / "classes.parquet", work / "classes.parquet")
+    captions = write_sample(work.parent / "sample.json", records=600, classes=8, seed=1)
+    run_prepare(PrepareOptions(work=work, captions=work.parent / "sample.json"))
+    scores = write_fake_scores(work)
+    counts = run_publish(PublishOptions(work=work, repo_id="someone/imagenet-multimodal"))
+    return work, counts, captions, scores
+
+
+def test_hub_folder_layout(published):
+    work, counts, sample, scores = published
+    hub = work / "hub"
+    names = sorted(p.relative_to(hub).as_posix() for p in hub.rglob("*") if p.is_file())
+    assert "README.md" in names
+    assert not [n for n in names if n.endswith(".py")]
+    assert "data/filtered/train-00000-of-00001.parquet" in names
+    assert {n.split("/")[1] for n in names if n.startswith("data/")} == set(CONFIGS)
+    assert counts["captions"]["train"] == sample["records"]
+    assert counts["filtered"]["train"] == sum(scores["kept"].to_pylist())
+    assert counts["classes"]["train"] == 1000
+
+
+def test_card_yaml_parses_and_lists_configs(published):
+    work, counts, sample, _ = published
+    card = DatasetCard.load(work / "hub" / "README.md")
+    data = card.data.to_dict()
+    assert [c["config_name"] for c in data["configs"]] == list(CONFIGS)
+    assert data["configs"][0]["default"] is True
+    info = {i["config_name"]: i for i in data["dataset_info"]}
+    label = next(f for f in info["filtered"]["features"] if f["name"] == "label")
+    assert label["dtype"]["class_label"]["names"]["0"] == "tench"
+    assert "synthetic" in data["tags"] and "Synthetic demo sample" in card.text
+    assert f"{sample['records']:,}" in card.text
+    assert "$" not in card.text.replace("$$", "")
+
+
+def test_config_names_default_first(published):
+    work = published[0]
+    assert datasets.get_dataset_config_names(str(work / "hub")) == list(CONFIGS)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("streaming", [False, True])
+def test_load_dataset_every_config(published, config, streaming):
+    work, counts, _, _ = published
+    ds = datasets.load_dataset(str(work / "hub"), config, streaming=streaming)
+    for split, rows in counts[config].items():
+        part = ds[split]
+        assert part.features == features(config)
+        assert part.features["label"].names[0] == "tench"
+        first = next(iter(part))
+        assert set(first) == set(features(config))
+        if not streaming:
+            assert part.num_rows == rows
+
+
+def test_builder_reads_work_and_hub_folders_alike(published, tmp_path):
+    work = published[0]
+    for config in ("filtered", "classes", "pairs"):
+        rows = []
+        for artifacts in (work, work / "hub"):
+            builder = ImagenetMultimodal(config_name=config, artifacts=str(artifacts),
+                                         cache_dir=str(tmp_path / f"cache-{artifacts.name}"))
+            builder.download_and_prepare()
+            rows.append(builder.as_dataset(split="train").to_list())
+        assert rows[0] == rows[1] and rows[0]
+
+
+def test_builder_options(published, tmp_path):
+    work = published[0]
+    builder = ImagenetMultimodal(config_name="filtered", artifacts=str(work / "hub"), min_relevance=0.5,
+                                 with_class_text=True, cache_dir=str(tmp_path))
+    builder.download_and_prepare()
+    ds = builder.as_dataset(split="train")
+    assert len(ds) > 0 and min(ds["relevance"]) >= 0.5
+    classes = pq.read_table(work / "classes.parquet").to_pylist()
+    for row in ds.select(range(min(5, len(ds)))):
+        assert row["class_text"].startswith(classes[row["label"]]["summary"])
+
+
+def test_images_config_without_data_dir_explains(published, tmp_path):
+    builder = ImagenetMultimodal(config_name="images-filtered", artifacts=str(published[0]), cache_dir=str(tmp_path))
+    with pytest.raises(datasets.exceptions.ManualDownloadError, match="image-net.org"):
+        builder.download_and_prepare()
+
+
+def test_hub_shard_with_other_schema_is_rejected(published, tmp_path):
+    hub = tmp_path / "hub"
+    shutil.copytree(published[0] / "hub", hub)
+    bad = hub / "data" / "classes" / "train-00000-of-00001.parquet"
+    pq.write_table(pq.read_table(bad).drop_columns(["wnid"]), bad)
+    builder = ImagenetMultimodal(config_name="classes", artifacts=str(hub), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(datasets.exceptions.DatasetGenerationError) as err:
+        builder.download_and_prepare()
+    assert isinstance(err.value.__cause__, InputError)
+    assert "differ from the classes schema" in str(err.value.__cause__)
+
+
+def test_publish_without_scores_is_a_clear_error(work, tmp_path):
+    write_sample(tmp_path / "s.json", records=200, classes=4, seed=0)
+    run_prepare(PrepareOptions(work=work, captions=tmp_path / "s.json"))
+    with pytest.raises(InputError, match="scores.parquet does not exist: run `imagenet-multimodal score"):
+        run_publish(PublishOptions(work=work))
+    assert not (work / "hub").exists()
+
+
+def test_shards_and_row_groups_respect_limits(published, tmp_path):
+    table = pq.read_table(published[0] / "hub" / "data" / "captions" / "train-00000-of-00001.parquet")
+    rows = write_split([table], tmp_path, "train", max_shard_bytes=table.nbytes // 3,
+                       max_row_group_bytes=table.nbytes // 10)
+    shards = sorted(tmp_path.glob("train-*.parquet"))
+    assert rows == table.num_rows and len(shards) >= 3
+    assert all(s.name.endswith(f"-of-{len(shards):05d}.parquet") for s in shards)
+    assert all(pq.ParquetFile(s).metadata.num_row_groups >= 2 for s in shards)
