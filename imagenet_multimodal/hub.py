@@ -17,6 +17,11 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from .io import InputError
 
+try:  # the HTTP client under huggingface_hub: httpx2 in 2.x, httpx in 1.x
+    from httpx2 import HTTPError as _TransportError
+except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
+    from httpx import HTTPError as _TransportError
+
 logger = logging.getLogger(__name__)
 
 MAX_FILES_PER_COMMIT = 100
@@ -76,7 +81,7 @@ def push_folder(
             api.create_commit(repo_id, operations=operations, repo_type=repo_type,
                               commit_message=f"Upload {folder.name} ({number}/{len(batches)})")
             logger.info("hub: %s commit %d/%d: %d files", repo_id, number, len(batches), len(operations))
-    except HfHubHTTPError as err:
+    except (HfHubHTTPError, _TransportError, OSError) as err:  # HTTP errors and unreachable hosts alike
         raise InputError(f"uploading {folder} to {repo_type} repo {repo_id} failed: {err}") from err
     counts = {"uploaded": len(todo), "skipped": len(local) - len(todo), "deleted": len(stale)}
     logger.info("hub: %s: %d uploaded, %d already there, %d stale deleted", repo_id, *counts.values())

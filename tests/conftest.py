@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Tests never reach the network: the Hub clients of huggingface_hub, datasets and transformers stay offline
+# (test_hub.py lifts this for its own local stand-in Hub).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import shutil
 from pathlib import Path
 

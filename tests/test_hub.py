@@ -1,0 +1,137 @@
+"""push_folder against a stand-in Hub: a local HTTP server speaking the Hub's commit API.
+
+huggingface_hub's real client makes the requests (create repo, tree listing, YAML check, preupload,
+NDJSON commit); the server stores the committed files. The token must reach the server in the
+Authorization header and appear in no log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from huggingface_hub import HfApi, constants
+from huggingface_hub.utils import _detect_agent
+
+from imagenet_multimodal.hub import git_blob_sha1, push_folder
+from imagenet_multimodal.io import InputError
+
+TOKEN = "hf_test_secret_token_123"
+
+
+class FakeHub(BaseHTTPRequestHandler):
+    files: dict[str, bytes]
+    commits: list[list[str]]
+    unknown: list[str]
+    tokens: set[str]
+
+    def log_message(self, *args):  # keep the test output quiet
+        pass
+
+    def _reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self):
+        self.tokens.add(self.headers.get("Authorization", ""))
+        if "/tree/" in self.path:
+            entries = [{"type": "file", "path": p, "oid": git_blob_sha1(d), "size": len(d)}
+                       for p, d in sorted(self.files.items())]
+            return self._reply(200, entries)
+        self.unknown.append("GET " + self.path)
+        return self._reply(404, {"error": "not found"})
+
+    def do_POST(self):
+        self.tokens.add(self.headers.get("Authorization", ""))
+        body = self._body()
+        if self.path.startswith("/api/repos/create"):
+            return self._reply(200, {"url": f"http://{self.headers['Host']}/datasets/org/name"})
+        if self.path.startswith("/api/validate-yaml"):
+            return self._reply(200, {})
+        if "/preupload/" in self.path:
+            files = json.loads(body)["files"]
+            return self._reply(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                                               for f in files]})
+        if "/commit/" in self.path:
+            changed = []
+            for line in body.decode().splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    self.files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                    changed.append(item["value"]["path"])
+                elif item["key"] == "deletedFile":
+                    self.files.pop(item["value"]["path"], None)
+                    changed.append("-" + item["value"]["path"])
+            self.commits.append(changed)
+            url = f"http://{self.headers['Host']}/datasets/org/name/commit/{'1' * 40}"
+            return self._reply(200, {"commitUrl": url, "commitOid": "1" * 40})
+        self.unknown.append("POST " + self.path)
+        return self._reply(404, {"error": "not found"})
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    # the stand-in Hub is on loopback: lift the suite's offline switch, and skip the client's
+    # own look-up of an agent registry on huggingface.co (its User-Agent detection)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(_detect_agent, "_registry", _detect_agent._EMPTY_REGISTRY)
+    handler = type("Hub", (FakeHub,), {"files": {}, "commits": [], "unknown": [], "tokens": set()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield handler, HfApi(endpoint=f"http://127.0.0.1:{server.server_port}", token=TOKEN)
+    server.shutdown()
+    thread.join()
+
+
+def _folder(tmp_path, shards: int):
+    folder = tmp_path / "hub"
+    (folder / "data" / "filtered").mkdir(parents=True)
+    (folder / "README.md").write_text("---\npretty_name: test\n---\n# card\n")
+    for i in range(shards):
+        (folder / "data" / "filtered" / f"train-{i:05d}-of-{shards:05d}.parquet").write_bytes(b"PAR1" + bytes([i]) * 50)
+    return folder
+
+
+def test_push_batches_resumes_and_deletes_stale(hub, tmp_path, caplog):
+    server, api = hub
+    caplog.set_level(logging.DEBUG)
+    folder = _folder(tmp_path, shards=5)
+    first = push_folder(folder, "org/name", repo_type="dataset", max_files=2, api=api)
+    assert first == {"uploaded": 6, "skipped": 0, "deleted": 0}
+    assert [len(c) for c in server.commits] == [2, 2, 2]
+    assert server.files["README.md"].startswith(b"---")
+    assert server.unknown == []
+
+    # an interrupted upload resumes: only what is missing or changed is sent
+    del server.files["data/filtered/train-00004-of-00005.parquet"]
+    (folder / "README.md").write_text("---\npretty_name: test 2\n---\n# card\n")
+    again = push_folder(folder, "org/name", repo_type="dataset", max_files=2, api=api)
+    assert again == {"uploaded": 2, "skipped": 4, "deleted": 0}
+
+    # a smaller release replaces the shards and deletes the stale ones
+    smaller = _folder(tmp_path / "v2", shards=2)
+    last = push_folder(smaller, "org/name", repo_type="dataset", api=api)
+    assert last["deleted"] == 5 and sorted(server.files) == sorted(
+        ["README.md", *[f"data/filtered/train-{i:05d}-of-00002.parquet" for i in range(2)]])
+
+    assert server.tokens == {f"Bearer {TOKEN}"}
+    assert TOKEN not in caplog.text
+
+
+def test_push_failure_is_an_input_error_without_token(hub, tmp_path, caplog):
+    api = HfApi(endpoint="http://127.0.0.1:9", token=TOKEN)  # nothing listens on the discard port
+    with pytest.raises(InputError, match="dataset repo org/name failed") as err:
+        push_folder(_folder(tmp_path, 1), "org/name", repo_type="dataset", api=api)
+    assert TOKEN not in str(err.value) and TOKEN not in caplog.text
