@@ -12,7 +12,6 @@ times both (median of ``--repeat`` interleaved runs, page cache warm) and writes
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import random
 import statistics
@@ -21,12 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from imagenet_multimodal.images import iter_images
-
-HUB_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+from imagenet_multimodal.sample_images import write_layouts as make_layouts
 
 
 def synthetic_images(classes: int, per_class: int, kb: int, seed: int = 0) -> dict[str, dict[str, bytes]]:
@@ -42,41 +39,6 @@ def synthetic_images(classes: int, per_class: int, kb: int, seed: int = 0) -> di
             start = rng.randrange(len(block) - size)
             out[wnid][f"{wnid}_{i * 7 + 1}.JPEG"] = block[start:start + size]
     return out
-
-
-def _write_tar(target, files: dict[str, bytes]) -> None:
-    with tarfile.open(fileobj=target, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
-def make_layouts(root: Path, images: dict[str, dict[str, bytes]], *, shard_rows: int = 500) -> dict[str, Path]:
-    """Write the tar, Parquet (Hub schema and names) and folder layouts under ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    class_tars = {}
-    for wnid, files in images.items():
-        buffer = io.BytesIO()
-        _write_tar(buffer, files)
-        class_tars[f"{wnid}.tar"] = buffer.getvalue()
-    (root / "tar").mkdir(exist_ok=True)
-    with open(root / "tar" / "ILSVRC2012_img_train.tar", "wb") as out:
-        _write_tar(out, class_tars)
-    rows = [{"bytes": data, "path": name.replace(".JPEG", f"_{wnid}.JPEG")}
-            for wnid, files in images.items() for name, data in files.items()]
-    shards = max(1, -(-len(rows) // shard_rows))
-    (root / "parquet" / "data").mkdir(parents=True, exist_ok=True)
-    for index in range(shards):
-        part = rows[index * shard_rows:(index + 1) * shard_rows]
-        table = pa.table({"image": pa.array(part, HUB_TYPE), "label": pa.array([0] * len(part), pa.int64())})
-        pq.write_table(table, root / "parquet" / "data" / f"train-{index:05d}-of-{shards:05d}.parquet",
-                       row_group_size=100)
-    for wnid, files in images.items():
-        (root / "folder" / "train" / wnid).mkdir(parents=True, exist_ok=True)
-        for name, data in files.items():
-            (root / "folder" / "train" / wnid / name).write_bytes(data)
-    return {"tar": root / "tar", "parquet": root / "parquet", "folder": root / "folder"}
 
 
 def raw_tar(path: Path) -> tuple[int, int]:

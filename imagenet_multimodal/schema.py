@@ -67,6 +67,7 @@ _CLASSES = {
     "wikipedia_title": _STRING,
     "wikipedia_url": _STRING,
     "wikipedia_revision": datasets.Value("int64"),
+    "wikipedia_timestamp": _STRING,
     "summary": _STRING,
     "description": _STRING,
     "sentences": datasets.List(_STRING),

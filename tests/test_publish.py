@@ -17,7 +17,8 @@ from imagenet_multimodal.prepare import run as run_prepare
 from imagenet_multimodal.publish import PublishOptions, write_split
 from imagenet_multimodal.publish import run as run_publish
 from imagenet_multimodal.sample import write_sample
-from imagenet_multimodal.schema import CONFIGS, features
+from imagenet_multimodal.sample_images import synthetic_jpegs, write_layouts
+from imagenet_multimodal.schema import CONFIGS, IMAGE_CONFIGS, features
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +138,57 @@ def test_shards_and_row_groups_respect_limits(published, tmp_path):
     assert rows == table.num_rows and len(shards) >= 3
     assert all(s.name.endswith(f"-of-{len(shards):05d}.parquet") for s in shards)
     assert all(pq.ParquetFile(s).metadata.num_row_groups >= 2 for s in shards)
+
+
+@pytest.fixture(scope="module")
+def image_layouts(published, tmp_path_factory):
+    """Synthetic JPEGs for every captioned image but two, in all three ImageNet layouts."""
+    captions = pq.read_table(published[0] / "captions.parquet")
+    ids = [i for i, r in zip(captions["image_id"].to_pylist(), captions["reason"].to_pylist())
+           if r in ("eligible", "one_word", "no_text")]
+    missing = set(sorted(ids)[:2])
+    images = synthetic_jpegs([i for i in ids if i not in missing], seed=2)
+    return write_layouts(tmp_path_factory.mktemp("imagenet"), images, shard_rows=100), images, missing
+
+
+@pytest.mark.parametrize("config", ["images-filtered", "images-captioned"])
+def test_every_image_layout_joins_the_same_rows(published, image_layouts, tmp_path, config, caplog):
+    layouts, images, missing = image_layouts
+    flat = {name.rsplit(".", 1)[0]: data for files in images.values() for name, data in files.items()}
+    results = []
+    for layout, data_dir in layouts.items():
+        builder = ImagenetMultimodal(config_name=config, artifacts=str(published[0]), data_dir=str(data_dir),
+                                     cache_dir=str(tmp_path / layout))
+        builder.download_and_prepare()
+        ds = builder.as_dataset(split="train").cast_column("image", datasets.Image(decode=False))
+        rows = {row["image_id"]: row for row in ds}
+        assert all(row["image"]["bytes"] == flat[image_id] for image_id, row in rows.items())
+        results.append({k: {c: v for c, v in row.items() if c != "image"} for k, row in rows.items()})
+    assert results[0] == results[1] == results[2]
+    expected = datasets.load_dataset(str(published[0] / "hub"), IMAGE_CONFIGS[config], split="train")
+    expected_ids = {i for i in expected["image_id"]} - missing
+    assert set(results[0]) == expected_ids
+    assert "missing" in caplog.text
+
+
+def test_decoded_images_and_strict_missing(published, image_layouts, tmp_path):
+    layouts, _, missing = image_layouts
+    builder = ImagenetMultimodal(config_name="images-captioned", artifacts=str(published[0]),
+                                 data_dir=str(layouts["folder"]), cache_dir=str(tmp_path / "a"))
+    builder.download_and_prepare()
+    first = builder.as_dataset(split="train")[0]
+    assert first["image"].size == (32, 32)
+    strict = ImagenetMultimodal(config_name="images-captioned", artifacts=str(published[0]), strict=True,
+                                data_dir=str(layouts["folder"]), cache_dir=str(tmp_path / "b"))
+    with pytest.raises(datasets.exceptions.DatasetGenerationError) as err:
+        strict.download_and_prepare()
+    assert "2 of" in str(err.value.__cause__) and "missing" in str(err.value.__cause__)
+
+
+def test_data_dir_without_a_layout_names_what_it_looked_for(published, tmp_path):
+    (tmp_path / "empty").mkdir()
+    builder = ImagenetMultimodal(config_name="images-filtered", artifacts=str(published[0]),
+                                 data_dir=str(tmp_path / "empty"), cache_dir=str(tmp_path / "c"))
+    with pytest.raises(datasets.exceptions.DatasetGenerationError) as err:
+        builder.download_and_prepare()
+    assert "ILSVRC2012_img_train.tar" in str(err.value.__cause__)
