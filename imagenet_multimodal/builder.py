@@ -175,11 +175,10 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
         table = pa.concat_tables(self._tables("train"))
         if self._base == "captions":  # one row per image: the bad-record buckets carry no usable image
             table = table.filter(pc.is_in(table["reason"], pa.array(["eligible", "one_word", "no_text"])))
-        ids = table["image_id"].to_pylist()
-        index = {image_id: row for row, image_id in enumerate(ids)}
+        index = {image_id: row for row, image_id in enumerate(table["image_id"].to_pylist())}
         found: set[str] = set()
         pending: list[tuple[str, dict]] = []
-        for image_id, image in iter_images(data_dir, wanted=set(index)):
+        for image_id, image in iter_images(data_dir, wanted=index.keys()):
             found.add(image_id)
             pending.append((image_id, image))
             if len(pending) == _JOIN_BATCH:

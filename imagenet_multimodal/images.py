@@ -32,6 +32,7 @@ import os
 import re
 import tarfile
 from collections.abc import Collection, Iterator
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import pyarrow as pa
@@ -159,19 +160,19 @@ def iter_images(
     Damaged archives and foreign Parquet schemas raise :class:`InputError` naming the file.
     """
     layout, sources = locate(data_dir, layout=layout)
-    if wanted is not None and not isinstance(wanted, (set, frozenset)):
+    if wanted is not None and not isinstance(wanted, AbstractSet):  # sets and dict key views pass uncopied
         wanted = set(wanted)
     if wanted is not None and not wanted:
         return
     reader = {"parquet": _iter_parquet, "tar": _iter_tar, "folder": _iter_folder}[layout]
-    remaining = set(wanted) if wanted is not None else None
+    remaining = len(wanted) if wanted is not None else None  # ImageNet ids are unique: count, not copy
     count = 0
     with contextlib.closing(reader(sources, wanted)) as images:  # closes open files on an early stop
         for key, image in images:
             yield key, image
             count += 1
             if remaining is not None:
-                remaining.discard(key)
+                remaining -= 1
                 if not remaining:
                     break
     logger.info("images: read %d image(s) from %s (%s layout)", count, data_dir, layout)
