@@ -19,6 +19,7 @@ STAGES = {
     "sample": ("imagenet_multimodal.sample", "write a synthetic ImageNet-Captions-format corpus"),
     "classes": ("imagenet_multimodal.classes", "write WORK/classes.parquet (class table and texts)"),
     "prepare": ("imagenet_multimodal.prepare", "clean, bucket, split and pair the captions"),
+    "score": ("imagenet_multimodal.score", "score every eligible caption, filter, measure (WORK/scores.parquet)"),
     "publish": ("imagenet_multimodal.publish", "write WORK/hub (and push it to the Hub with --push)"),
 }
 

@@ -31,6 +31,11 @@ SCORE_SCHEMA = pa.schema(
         ("drop_reason", pa.string()),
         ("relevance", pa.float32()),
         ("scored_out_of_fold", pa.bool_()),
+        ("score_method", pa.string()),  # in-sample, out-of-fold or held-out test
+        ("p_correct_in_sample", pa.float32()),
+        ("name_match", pa.bool_()),
+        ("class_similarity", pa.float32()),
+        ("informativeness", pa.float32()),
     ]
 )
 
@@ -58,6 +63,11 @@ _CAPTIONS_EXTRA = {
     "kept": datasets.Value("bool"),
     "drop_reason": _STRING,
     "scored_out_of_fold": datasets.Value("bool"),
+    "score_method": _STRING,
+    "p_correct_in_sample": datasets.Value("float32"),
+    "name_match": datasets.Value("bool"),
+    "class_similarity": datasets.Value("float32"),
+    "informativeness": datasets.Value("float32"),
 }
 _CLASSES = {
     "label": None,

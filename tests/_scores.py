@@ -38,6 +38,11 @@ def write_fake_scores(work: Path, *, seed: int = 0) -> pa.Table:
             "drop_reason": pa.array([None if k else "below_low" for k in kept], pa.string()),
             "relevance": pc.if_else(pa.array(kept), pa.array(relevance), pa.scalar(None, pa.float32())),
             "scored_out_of_fold": np.zeros(n, bool),
+            "score_method": ["in-sample"] * n,
+            "p_correct_in_sample": p,
+            "name_match": rng.random(n) < 0.3,
+            "class_similarity": rng.random(n).astype(np.float32),
+            "informativeness": rng.random(n).astype(np.float32),
         },
         schema=SCORE_SCHEMA,
     )

@@ -1,0 +1,153 @@
+"""The score stage end to end on a tiny model: streaming, out-of-fold, report, reruns, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+import torch
+from _tiny import make_encoder_folder
+
+from imagenet_multimodal import relevance as rules
+from imagenet_multimodal.io import InputError
+from imagenet_multimodal.pairs import fold_of
+from imagenet_multimodal.prepare import PrepareOptions
+from imagenet_multimodal.prepare import run as run_prepare
+from imagenet_multimodal.sample import write_sample
+from imagenet_multimodal.schema import SCORE_SCHEMA
+from imagenet_multimodal.score import ScoreOptions, eligible_captions, load_model
+from imagenet_multimodal.score import run as run_score
+from imagenet_multimodal.train import TrainOptions
+from imagenet_multimodal.train import run as run_train
+
+TINY = {"epochs": 2, "batch_size": 32, "eval_batch_size": 64, "learning_rate": 5e-3, "max_length": 48,
+        "checkpoint_steps": 0, "loss": "softmax", "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, _classes_dir):
+    work = tmp_path_factory.mktemp("score") / "work"
+    work.mkdir()
+    shutil.copy(_classes_dir / "classes.parquet", work / "classes.parquet")
+    write_sample(work.parent / "sample.json", records=500, classes=5, seed=4)
+    run_prepare(PrepareOptions(work=work, captions=work.parent / "sample.json"))
+    texts = pq.read_table(work / "captions.parquet")["text"].drop_null().to_pylist()
+    texts += [s for row in pq.read_table(work / "classes.parquet")["sentences"].to_pylist() for s in row]
+    encoder = make_encoder_folder(work.parent / "encoder", texts)
+    run_train(TrainOptions(work=work, encoder=str(encoder), **TINY))
+    return work
+
+
+def _copy(trained, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(trained, work, ignore=shutil.ignore_patterns("folds", "score_*", "scores.parquet"))
+    return work
+
+
+def test_scores_follow_the_rule_and_schema(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    run_score(ScoreOptions(work=work, low=0.0, high=0.0))
+    low = float(np.median(pq.read_table(work / "scores.parquet")["p_correct"].to_numpy()))  # about half kept
+    high = (low + 1) / 2
+    stats = run_score(ScoreOptions(work=work, low=low, high=high))
+    scores = pq.read_table(work / "scores.parquet")
+    assert scores.schema == SCORE_SCHEMA
+    assert scores.num_rows == eligible_captions(work).num_rows == stats["captions"]
+    p, mean = scores["p_correct"].to_numpy(), scores["p_mean"].to_numpy()
+    reasons = rules.keep_rule(p, mean, low=low)
+    assert scores["kept"].to_pylist() == (reasons == "").tolist()
+    kept = reasons == ""
+    assert 0 < kept.sum() < len(kept)
+    expected = rules.relevance_curve(p[kept], low=low, high=high)
+    assert np.allclose(scores["relevance"].to_numpy(zero_copy_only=False)[kept], expected, atol=1e-6)
+    assert scores["relevance"].null_count == int((~kept).sum())
+    assert sum(stats["reasons"].values()) == scores.num_rows
+    roles = pq.read_table(work / "captions.parquet").to_pandas().set_index("record")["role"]
+    methods = scores["score_method"].to_pylist()
+    assert all((m == "held-out test") == (roles[r] == "test") for m, r in zip(methods, scores["record"].to_pylist()))
+    # the report exists: the sample writer's ground truth sits next to the captions file
+    report = json.loads((work / "score_report.json").read_text())
+    assert {"paper rule, in-sample", "name match", "class similarity (per-class mean)"} <= set(report["methods"])
+    assert 0.0 <= report["roc_auc"]["p_correct, in-sample"] <= 1.0 and report["sweep"]
+
+
+def test_streamed_batches_equal_one_shot(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    run_score(ScoreOptions(work=work, batch_size=7))
+    streamed = pq.read_table(work / "scores.parquet")
+    captions = eligible_captions(work)
+    model, tokenizer = load_model(work / "model", device=torch.device("cpu"))
+    enc = tokenizer(captions["text"].to_pylist(), truncation=True, max_length=TINY["max_length"], padding=True,
+                    return_tensors="pt")
+    with torch.inference_mode():
+        probs = model.probabilities(model(**enc).logits).numpy()
+    labels = captions["label"].to_numpy()
+    one_shot = probs[np.arange(len(labels)), labels]
+    assert np.allclose(streamed["p_correct"].to_numpy(), one_shot, atol=1e-5)
+    assert np.allclose(streamed["p_mean"].to_numpy(), probs.mean(1), atol=1e-6)
+    assert streamed["rank"].to_pylist() == ((probs > one_shot[:, None]).sum(1) + 1).tolist()
+
+
+def test_out_of_fold_scores(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    stats = run_score(ScoreOptions(work=work, folds=2))
+    scores = pq.read_table(work / "scores.parquet")
+    assert stats["method"] == "out-of-fold" and all(scores["scored_out_of_fold"].to_pylist())
+    captions = eligible_captions(work)
+    train = captions.filter(pc.equal(captions["role"], "train"))
+    folds = fold_of(train["image_id"].to_pylist(), folds=2, seed=TINY["seed"])
+    pair_ids = [i for shard in sorted((work / "pairs").glob("train-*.parquet"))
+                for i in pq.read_table(shard)["image_id"].to_pylist()]
+    for fold in range(2):
+        # no caption is in its own fold's training set: the fold model trained on exactly the other pairs
+        held_out = set(np.array(train["image_id"].to_pylist())[folds == fold])
+        metrics = json.loads((work / "folds" / f"fold-{fold}" / "metrics.json").read_text())
+        assert 0 < len(held_out) < train.num_rows
+        assert metrics["train_pairs"] == sum(1 for i in pair_ids if i not in held_out)
+    oof = scores["p_correct"].to_numpy()
+    in_sample = scores["p_correct_in_sample"].to_numpy()
+    is_train = np.isin(scores["image_id"].to_pylist(), train["image_id"].to_pylist())
+    assert np.allclose(oof[~is_train], in_sample[~is_train])
+    assert not np.allclose(oof[is_train], in_sample[is_train])
+    report = json.loads((work / "score_report.json").read_text())
+    assert "oof_minus_in_sample_auc" in report
+
+
+def test_rerun_with_other_thresholds_recomputes(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    run_score(ScoreOptions(work=work, low=0.2))
+    first = pq.read_table(work / "scores.parquet")
+    run_score(ScoreOptions(work=work, low=0.2))  # up to date: nothing rewritten
+    again = run_score(ScoreOptions(work=work, low=0.9, curve="rank"))
+    second = pq.read_table(work / "scores.parquet")
+    assert again["low"] == 0.9
+    assert np.allclose(first["p_correct"].to_numpy(), second["p_correct"].to_numpy())
+    assert second["kept"].to_pylist() == (second["p_correct"].to_numpy() >= 0.9).__and__(
+        second["p_correct"].to_numpy() >= second["p_mean"].to_numpy()).tolist()
+
+
+def test_no_model_and_wrong_label_count(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    shutil.rmtree(work / "model")
+    with pytest.raises(InputError, match="no trained relevance model"):
+        run_score(ScoreOptions(work=work))
+    bad = tmp_path / "bad"
+    model, tokenizer = load_model(trained / "model", device=torch.device("cpu"))
+    model.config.id2label = {i: f"class {i}" for i in range(10)}
+    model.config.label2id = {name: i for i, name in model.config.id2label.items()}
+    model.classifier = torch.nn.Linear(model.classifier.in_features, 10)
+    model.save_pretrained(bad)
+    tokenizer.save_pretrained(bad)
+    with pytest.raises(InputError, match="has 10 labels"):
+        load_model(bad, device=torch.device("cpu"))
+
+
+def test_bad_thresholds():
+    with pytest.raises(InputError, match="exceeds"):
+        ScoreOptions(work="w", low=0.9, high=0.5)
+    with pytest.raises(InputError, match="needs --folds"):
+        ScoreOptions(work="w", published="out-of-fold")
