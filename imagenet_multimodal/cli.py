@@ -19,8 +19,11 @@ STAGES = {
     "sample": ("imagenet_multimodal.sample", "write a synthetic ImageNet-Captions-format corpus"),
     "classes": ("imagenet_multimodal.classes", "write WORK/classes.parquet (class table and texts)"),
     "prepare": ("imagenet_multimodal.prepare", "clean, bucket, split and pair the captions"),
+    "train": ("imagenet_multimodal.train", "train the relevance model (accelerate launch build/train.py)"),
     "score": ("imagenet_multimodal.score", "score every eligible caption, filter, measure (WORK/scores.parquet)"),
     "publish": ("imagenet_multimodal.publish", "write WORK/hub (and push it to the Hub with --push)"),
+    "report": ("imagenet_multimodal.report", "write WORK/report/index.html (figures and tables)"),
+    "demo": ("imagenet_multimodal.demo", "the whole pipeline, offline, on a small synthetic sample"),
 }
 
 logger = logging.getLogger("imagenet_multimodal")
