@@ -18,9 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(BIN)/imagenet-multimodal sample --out $(WORK)/sample_captions.json --records 4000 --classes 40 --seed 0
-	$(BIN)/imagenet-multimodal classes --work $(WORK) --source offline
-	$(BIN)/imagenet-multimodal prepare --work $(WORK) --captions $(WORK)/sample_captions.json
+	$(BIN)/imagenet-multimodal demo --work $(WORK)
 
 test: setup
 	$(BIN)/python -m pytest -q
