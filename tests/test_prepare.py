@@ -194,3 +194,22 @@ def test_cli_runs_prepare(work, tmp_path):
     stats = json.loads((work / "prepare_stats.json").read_text())
     assert stats["roles"]["train"] + stats["roles"]["test"] == 24
     assert stats["synthetic"] is False
+
+
+def test_download_is_cached_and_prepare_uses_it(work, tmp_path, caplog):
+    from imagenet_multimodal.captions import download_captions
+
+    published = tmp_path / "published" / "imagenet_captions.zip"
+    published.parent.mkdir()
+    plain = write_captions(tmp_path / "imagenet_captions.json", _good_records({0: 6, 1: 6}))
+    with zipfile.ZipFile(published, "w") as archive:
+        archive.write(plain, "imagenet_captions.json")
+    cache = tmp_path / "cache"
+    first = download_captions(cache, url=published.as_uri())
+    assert first.read_bytes() == published.read_bytes()
+    published.unlink()  # the second call must not need the source any more
+    caplog.set_level("INFO")
+    assert download_captions(cache, url=published.as_uri()) == first
+    assert "using cached" in caplog.text
+    with pytest.raises(InputError, match="cannot download .* pass --captions"):
+        download_captions(tmp_path / "other", url=published.as_uri())
