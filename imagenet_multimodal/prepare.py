@@ -37,7 +37,7 @@ from . import captions as cap
 from .classes import NUM_CLASSES, read_class_table
 from .io import InputError, atomic_path, read_json, write_json, write_parquet
 from .options import as_path, parse_options
-from .split import default_train_size, split_train
+from .split import default_train_size, split_train, train_bounds
 from .text import caption_text, clean_text, is_eligible
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,16 @@ def assign_roles(table: pa.Table, *, train_size: int | None, seed: int) -> tuple
     """Split the eligible captions; returns the role of every row and the train size used."""
     eligible = table["eligible"].to_numpy(zero_copy_only=False)
     labels = table["label"].fill_null(-1).to_numpy()
-    size = default_train_size(int(eligible.sum())) if train_size is None else train_size
+    if train_size is None:
+        size = default_train_size(int(eligible.sum()))
+        low, high = train_bounds(np.bincount(labels[eligible], minlength=NUM_CLASSES))
+        feasible = int(np.clip(size, low.sum(), high.sum()))  # small samples: many classes of <= 100
+        if feasible != size:
+            logger.warning("prepare: the default train size %d breaks the small-class guarantees here; using %d",
+                           size, feasible)
+        size = feasible
+    else:
+        size = train_size
     if size > eligible.sum():
         raise InputError(f"--train-size {size} is larger than the {eligible.sum()} eligible captions")
     roles = np.full(len(eligible), "excluded", dtype=object)

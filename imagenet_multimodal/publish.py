@@ -302,7 +302,7 @@ def write_model_folder(work: Path) -> Path | None:
         logger.warning("publish: %s holds no trained model; WORK/hub-model is not written", model)
         return None
     with atomic_path(work / "hub-model") as folder:
-        shutil.copytree(model, folder, ignore=shutil.ignore_patterns("checkpoints", "tokens*", ".*"))
+        shutil.copytree(model, folder, ignore=shutil.ignore_patterns("checkpoints", "tokens*", "rank-*.json", ".*"))
     return work / "hub-model"
 
 

@@ -213,3 +213,14 @@ def test_download_is_cached_and_prepare_uses_it(work, tmp_path, caplog):
     assert "using cached" in caplog.text
     with pytest.raises(InputError, match="cannot download .* pass --captions"):
         download_captions(tmp_path / "other", url=published.as_uri())
+
+
+def test_default_split_bends_to_the_small_class_guarantees(work, tmp_path, caplog):
+    # eight classes of eight captions: 77 % in train would break "at least 20 % in test"
+    path = write_captions(tmp_path / "c.json", _good_records(dict.fromkeys(range(8), 8)))
+    caplog.set_level("WARNING")
+    stats = run(PrepareOptions(work=work, captions=path))
+    assert stats["roles"] == {"train": 48, "test": 16, "excluded": 0}
+    assert "breaks the small-class guarantees" in caplog.text
+    with pytest.raises(InputError, match="cannot be met"):
+        run(PrepareOptions(work=work, captions=path, train_size=60, force=True))
