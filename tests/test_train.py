@@ -1,0 +1,198 @@
+"""The train stage: learning a toy task, saved outputs, exact resume, two processes, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from _tiny import make_encoder_folder, toy_texts, write_toy_work
+from accelerate.utils import is_tensorboard_available
+from transformers import AutoModel, AutoTokenizer
+
+from imagenet_multimodal import train
+from imagenet_multimodal.io import InputError
+from imagenet_multimodal.model import weights_digest
+
+ROOT = Path(__file__).resolve().parents[1]
+# settings that learn the toy task in seconds on a CPU
+FAST = ["--batch-size", "8", "--learning-rate", "1e-3", "--head-learning-rate", "1e-2",
+        "--loss", "softmax", "--warmup-ratio", "0", "--checkpoint-steps", "0"]
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory) -> Path:
+    return make_encoder_folder(tmp_path_factory.mktemp("encoder"), toy_texts())
+
+
+@pytest.fixture
+def work(tmp_path) -> Path:
+    return write_toy_work(tmp_path / "work")
+
+
+def _run(work: Path, encoder: Path, *extra: str) -> dict:
+    return train.run(train.parse_args(["--work", str(work), "--encoder", str(encoder), *FAST, *extra]))
+
+
+def test_learns_toy_task_and_saves_a_loadable_model(work, encoder):
+    metrics = _run(work, encoder, "--epochs", "10")
+    best = next(r for r in metrics["history"] if r["epoch"] == metrics["best"]["epoch"])
+    assert metrics["finished"] and len(metrics["history"]) == 10
+    assert best["pairs"]["top1"] >= 0.9 and best["captions"]["top1"] >= 0.9
+    assert best["pairs"]["examples"] == metrics["test_pairs"] == 80
+    assert best["captions"]["examples"] == metrics["test_captions"] == 40
+    out = work / "model"
+    assert json.loads((out / "metrics.json").read_text())["best"] == metrics["best"]
+    card = (out / "README.md").read_text()
+    assert "$" not in card.replace("$$", "") and f"{100 * best['pairs']['top1']:.2f}%" in card
+    model, tokenizer = AutoModel.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+    captions = pq.read_table(work / "captions.parquet").to_pylist()
+    test = [c for c in captions if c["role"] == "test"]
+    enc = tokenizer([c["text"] for c in test], padding=True, truncation=True, max_length=128,
+                    return_tensors="pt")
+    with torch.no_grad():
+        p = model.probabilities(model(**enc).logits)
+    top1 = (p.argmax(-1) == torch.tensor([c["label"] for c in test])).float().mean().item()
+    assert top1 == pytest.approx(best["captions"]["top1"])
+    # a rerun with the same options finds the finished run and does not train again
+    assert _run(work, encoder, "--epochs", "10")["seconds"] == metrics["seconds"]
+
+
+def test_sigmoid_head_trains_and_records_history(work, encoder):
+    metrics = _run(work, encoder, "--epochs", "2", "--loss", "sigmoid", "--best-metric", "pairs_loss",
+                   "--no-eval-captions")
+    assert [r["epoch"] for r in metrics["history"]] == [0, 1]
+    assert "captions" not in metrics["history"][0] and metrics["best"]["metric"] == "pairs_loss"
+    assert metrics["history"][1]["train_loss"] < metrics["history"][0]["train_loss"]
+
+
+@pytest.mark.parametrize("accumulate, stop", [(1, 7), (2, 15)])
+def test_resume_gives_the_same_result_as_an_uninterrupted_run(work, encoder, accumulate, stop):
+    common = ["--epochs", "3", "--warmup-ratio", "0.1", "--checkpoint-steps", "4",
+              "--gradient-accumulation-steps", str(accumulate)]
+    full = _run(work, encoder, *common, "--output", str(work / "full"))
+    part = _run(work, encoder, *common, "--output", str(work / "part"), "--stop-after-steps", str(stop))
+    assert not part["finished"] and not (work / "part" / "metrics.json").exists()
+    resumed = _run(work, encoder, *common, "--output", str(work / "part"), "--resume", "latest")
+    assert resumed["finished"] and resumed["history"] == full["history"]
+    assert weights_digest(AutoModel.from_pretrained(work / "full")) == weights_digest(
+        AutoModel.from_pretrained(work / "part"))
+
+
+def test_early_stopping(work, encoder):
+    # a learning rate of ~0 never improves top-1: patience 1 stops after the second epoch
+    metrics = _run(work, encoder, "--epochs", "6", "--learning-rate", "1e-12", "--head-learning-rate",
+                   "1e-12", "--patience", "1", "--best-metric", "pairs_top1")
+    assert metrics["stopped_early"] and len(metrics["history"]) == 2 and metrics["best"]["epoch"] == 0
+
+
+def test_auto_resume_continues_and_other_options_start_afresh(work, encoder):
+    common = ["--epochs", "2", "--output", str(work / "auto")]
+    _run(work, encoder, *common, "--stop-after-steps", "20")
+    assert (work / "auto" / "checkpoints" / "step-00000020").is_dir()
+    resumed = _run(work, encoder, *common)  # --resume auto is the default
+    assert resumed["finished"] and resumed["history"][0]["step"] == 15
+    other = _run(work, encoder, *common, "--seed", "7", "--stop-after-steps", "3")
+    steps = sorted(p.name for p in (work / "auto" / "checkpoints").glob("step-*"))
+    assert not other["finished"] and steps == ["step-00000003"]
+
+
+def test_cross_fitting_leaves_a_fold_out(work, encoder):
+    argv = ["--work", str(work), "--encoder", str(encoder), *FAST, "--epochs", "1", "--folds", "2",
+            "--fold", "0", "--output", str(work / "fold0")]
+    assert train.main(argv) == 0
+    metrics = json.loads((work / "fold0" / "metrics.json").read_text())
+    assert 0 < metrics["train_pairs"] < 160 and metrics["train_pairs"] % 2 == 0
+
+
+@pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
+                    reason="accelerate launcher not found")
+def test_two_cpu_processes_cooperate(work, encoder):
+    launcher = str(Path(sys.executable).parent / "accelerate")
+    out = work / "dist"
+    command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "build" / "train.py"),
+               "--work", str(work), "--encoder", str(encoder), "--output", str(out), *FAST,
+               "--batch-size", "4", "--eval-batch-size", "7", "--epochs", "2", "--write-rank-digests"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((out / f"rank-{i}.json").read_text()) for i in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["steps_per_epoch"] == 15
+    for record in metrics["history"]:  # every test example counted exactly once
+        assert record["pairs"]["examples"] == 80 and record["captions"]["examples"] == 40
+    assert "***** Running training *****" in done.stderr
+
+
+def _write_pairs(work: Path, rows: list[dict]) -> None:
+    schema = pa.schema([("text", pa.string()), ("label", pa.int64()), ("image_id", pa.string())])
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), work / "pairs" / "train-00000-of-00002.parquet")
+
+
+@pytest.mark.parametrize("label", [1000, -1])
+def test_label_out_of_range(work, encoder, label):
+    _write_pairs(work, [{"text": "a b", "label": 3, "image_id": "x"},
+                        {"text": "c d", "label": label, "image_id": "y"}])
+    with pytest.raises(InputError, match=r"train-00000-of-00002.parquet: row 1 field 'label'"):
+        _run(work, encoder)
+
+
+def test_empty_and_missing_pairs(work, encoder, tmp_path):
+    for path in (work / "pairs").glob("train-*"):
+        path.unlink()
+    with pytest.raises(InputError, match="no train-"):
+        _run(work, encoder)
+    _write_pairs(work, [])
+    with pytest.raises(InputError, match="no rows"):
+        _run(work, encoder)
+    with pytest.raises(InputError, match="pairs does not exist"):
+        _run(tmp_path / "nowhere", encoder)
+
+
+def test_encoder_without_tokenizer(work, encoder, tmp_path):
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((encoder / name).read_bytes())
+    with pytest.raises(InputError, match="no tokenizer"):
+        _run(work, tmp_path)
+
+
+def test_bad_options_and_config(tmp_path):
+    with pytest.raises(InputError, match="--epoch-fraction"):
+        train.parse_args(["--work", str(tmp_path), "--epoch-fraction", "0"])
+    with pytest.raises(InputError, match="--fold"):
+        train.parse_args(["--work", str(tmp_path), "--folds", "3"])
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochs": 2, "learning_rat": 1}')
+    with pytest.raises(InputError, match="learning_rat"):
+        train.parse_args(["--work", str(tmp_path), "--config", str(bad)])
+    if not is_tensorboard_available():
+        with pytest.raises(InputError, match="tensorboard"):
+            train.parse_args(["--work", str(tmp_path), "--report-to", "tensorboard"])
+    resume = tmp_path / "not-a-checkpoint"
+    resume.mkdir()
+    with pytest.raises(InputError, match="not a checkpoint"):
+        train.find_resume(train.parse_args(["--work", str(tmp_path), "--resume", str(resume)]), None)
+
+
+def test_shipped_config_is_the_paper_schedule(tmp_path):
+    options = train.parse_args(["--work", str(tmp_path), "--config", str(ROOT / "model/train_config.json"),
+                                "--epochs", "3"])
+    assert options.epochs == 3 and options.epoch_fraction == 0.75 and options.loss == "sigmoid"
+    defaults = train.parse_args(["--work", str(tmp_path)])
+    assert {**vars(defaults), "epochs": 3} == vars(options)
+
+
+def test_step_seed_is_pure():
+    assert train.step_seed(1, 2, 3, 0) == train.step_seed(1, 2, 3, 0) != train.step_seed(1, 2, 3, 1)
+    assert isinstance(np.uint32(train.step_seed(0, 0, 0, 0)), np.uint32)
