@@ -35,18 +35,17 @@ WORK = Path("bench/work/prepare")
 
 
 def ensure_work(work: Path) -> None:
-    """The full-scale prepared work folder of bench/prepare.py (made here when missing)."""
-    if (work / "captions.parquet").exists():
-        return
+    """The full-scale prepared work folder of bench/prepare.py (made or brought up to date here)."""
     from imagenet_multimodal.classes import ClassesOptions
     from imagenet_multimodal.classes import run as run_classes
     from imagenet_multimodal.prepare import PrepareOptions
     from imagenet_multimodal.prepare import run as run_prepare
     from imagenet_multimodal.sample import write_sample
 
-    write_sample(work / "captions_full.json", records=463_622, seed=0)
+    if not (work / "captions_full.json").exists():
+        write_sample(work / "captions_full.json", records=463_622, seed=0)
     run_classes(ClassesOptions(work=work, source="offline"))
-    run_prepare(PrepareOptions(work=work, captions=work / "captions_full.json"))
+    run_prepare(PrepareOptions(work=work, captions=work / "captions_full.json"))  # skips when up to date
 
 
 def minilm_model():
@@ -166,8 +165,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = tiny_model(Path(tmp) / "tiny", captions["text"].slice(0, 50_000).to_pylist())
-        out = subprocess.run([sys.executable, "-c", MEMORY, str(args.work), str(folder)], check=True,
-                             capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-c", MEMORY, str(args.work), str(folder)], capture_output=True,
+                             text=True)
+        if out.returncode:
+            raise RuntimeError(f"the memory run failed:\n{out.stderr[-3000:]}")
         memory = json.loads(out.stdout.strip().splitlines()[-1])
 
     print(f"\nscore: {len(texts):,} captions, MiniLM-L6, batch {args.batch_size}, CPU, median of {args.repeat}")
