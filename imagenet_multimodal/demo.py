@@ -43,6 +43,7 @@ class DemoOptions:
     epochs: int = field(default=2, metadata={"help": "training epochs"})
     folds: int = field(default=2, metadata={"help": "cross-fitting folds for out-of-fold scores (1: none)"})
     max_length: int = field(default=48, metadata={"help": "tokens per text"})
+    low: float = field(default=0.5, metadata={"help": "lower threshold of the relevance filter"})
 
     def __post_init__(self) -> None:
         self.work = Path(self.work)
@@ -80,7 +81,7 @@ def run(options: DemoOptions) -> dict[str, Any]:
         settings = {**DEMO_TRAINING, "max_length": options.max_length}
         train.run(train.TrainOptions(work=work, encoder=options.encoder, epochs=options.epochs, **settings))
     with _stage("score", timings):
-        score.run(score.ScoreOptions(work=work, folds=options.folds))
+        score.run(score.ScoreOptions(work=work, folds=options.folds, low=options.low))
     with _stage("publish", timings):
         publish.run(publish.PublishOptions(work=work, repo_id="demo/imagenet-multimodal-synthetic-demo"))
     with _stage("load_dataset", timings):

@@ -281,6 +281,9 @@ class PublishOptions:
 def write_hub_folder(work: Path, repo_id: str) -> dict[str, dict[str, int]]:
     """Write ``WORK/hub`` (atomically) and return the rows per config and split."""
     tables = caption_tables(work)
+    if tables["filtered"].num_rows == 0:  # datasets cannot load an empty split: refuse rather than publish one
+        raise InputError(f"{work / 'scores.parquet'}: the relevance filter kept no caption (see score_stats.json); "
+                         "rerun `imagenet-multimodal score` with a lower --low, or train longer")
     counts: dict[str, dict[str, int]] = {}
     with atomic_path(work / "hub") as hub:
         data = hub / "data"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from _scores import write_fake_scores
@@ -192,3 +193,15 @@ def test_data_dir_without_a_layout_names_what_it_looked_for(published, tmp_path)
     with pytest.raises(datasets.exceptions.DatasetGenerationError) as err:
         builder.download_and_prepare()
     assert "ILSVRC2012_img_train.tar" in str(err.value.__cause__)
+
+
+def test_publish_refuses_an_empty_filter(published, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(published[0], work, ignore=shutil.ignore_patterns("hub", "hub-model"))
+    scores = pq.read_table(work / "scores.parquet")
+    none_kept = scores.set_column(scores.schema.get_field_index("kept"), "kept",
+                                  pa.array([False] * scores.num_rows))
+    pq.write_table(none_kept, work / "scores.parquet")
+    with pytest.raises(InputError, match="kept no caption"):
+        run_publish(PublishOptions(work=work))
+    assert not (work / "hub").exists()

@@ -1,0 +1,90 @@
+"""The demo end to end on a tiny model, and its report in a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from _tiny import make_encoder_folder
+
+from imagenet_multimodal.demo import DemoOptions
+from imagenet_multimodal.demo import run as run_demo
+from imagenet_multimodal.io import InputError
+from imagenet_multimodal.sample import write_sample
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    corpus = write_sample(root / "vocab.json", records=400, classes=4, seed=5)  # vocabulary for the tokenizer
+    texts = [r["title"] + " " + r["description"] for r in json.loads((root / "vocab.json").read_text())]
+    assert corpus["records"] == 400
+    encoder = make_encoder_folder(root / "encoder", texts + ["a the of and"])
+    options = DemoOptions(work=root / "work", records=400, classes=4, seed=5, encoder=str(encoder), epochs=1,
+                          folds=2, max_length=32, low=0.0)  # a tiny model after one epoch: keep p >= mean
+    return options, run_demo(options)
+
+
+def test_summary_matches_the_published_parquet(demo):
+    options, summary = demo
+    hub = options.work / "hub" / "data"
+    filtered = sum(pq.read_metadata(p).num_rows for p in (hub / "filtered").glob("*.parquet"))
+    captions = pq.read_table(next((hub / "captions").glob("*.parquet")))
+    assert summary["kept"] == filtered == summary["loaded_rows"]["filtered/train"]
+    assert summary["records"] == captions.num_rows == 400
+    assert sum(summary["reasons"].values()) == summary["records"]
+    assert summary["scored"] == sum(1 for e in captions["eligible"].to_pylist() if e)
+    assert {"paper rule, in-sample", "paper rule, out-of-fold", "name match"} <= set(summary["filter_quality"])
+    assert json.loads((options.work / "demo_summary.json").read_text())["kept"] == summary["kept"]
+
+
+def test_second_run_reuses_finished_stages(demo):
+    options, summary = demo
+    weights = options.work / "model" / "model.safetensors"
+    before = (weights.stat().st_mtime_ns, (options.work / "scores.parquet").stat().st_mtime_ns)
+    again = run_demo(options)
+    assert (weights.stat().st_mtime_ns, (options.work / "scores.parquet").stat().st_mtime_ns) == before
+    assert again["kept"] == summary["kept"]
+
+
+def test_missing_stage_input_is_refused(tmp_path):
+    from imagenet_multimodal.score import ScoreOptions
+    from imagenet_multimodal.score import run as run_score
+
+    with pytest.raises(InputError, match="run `imagenet-multimodal prepare"):
+        run_score(ScoreOptions(work=tmp_path))
+    with pytest.raises(InputError, match="--records"):
+        DemoOptions(work=tmp_path, records=10)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(demo, tmp_path):
+    options, summary = demo
+    page = Path(summary["report"])
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
+    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    figures = page.read_text().count("<img")
+    assert figures >= 5
+    assert f"({figures}/{figures} figures)" in dom.stdout  # every embedded figure decoded
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert not [line for line in console if "rror" in line or "Uncaught" in line], console
+    shot = tmp_path / "report.png"
+    subprocess.run([*flags, "--window-size=1200,1800", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    from PIL import Image
+
+    image = Image.open(shot).convert("L")
+    colours = image.getcolors(maxcolors=1 << 16) or []
+    assert image.size == (1200, 1800) and len(colours) > 50  # figures, not a blank page
+    if target := os.environ.get("IMAGENET_MULTIMODAL_SCREENSHOT"):
+        shutil.copy(shot, target)
