@@ -85,12 +85,14 @@ def run_imagefolder(folder: Path, cache: Path) -> int:
 
 
 MEMORY = """
+def peak():  # VmHWM: this process's own high-water mark (ru_maxrss is inherited across fork)
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
 import json, resource, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[4])
 from builder import run_builder
 n = run_builder(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
-print(json.dumps({"examples": n, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"examples": n, "peak_rss_mb": peak()}))
 """
 
 

@@ -27,16 +27,20 @@ from pathlib import Path
 RECORDS = 463_622
 
 PREPARE = """
+def peak():  # VmHWM: this process's own high-water mark (ru_maxrss is inherited across fork)
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
 import json, resource, sys, time
 from pathlib import Path
 from imagenet_multimodal.prepare import PrepareOptions, run
 t = time.perf_counter()
 run(PrepareOptions(work=Path(sys.argv[1]), captions=Path(sys.argv[2]), force=True))
 print(json.dumps({"wall_s": time.perf_counter() - t,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak()}))
 """
 
 PLAIN = """
+def peak():  # VmHWM: this process's own high-water mark (ru_maxrss is inherited across fork)
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
 import html, json, random, re, resource, sys, time
 import pyarrow as pa, pyarrow.parquet as pq
 from pathlib import Path
@@ -62,7 +66,7 @@ for name, part in (("train", rows[:cut]), ("test", rows[cut:])):
     pq.write_table(pa.table({"text": cols[0], "label": cols[1], "image_id": cols[2],
                              "sentence_index": cols[3]}), work / f"plain-{name}.parquet")
 print(json.dumps({"wall_s": time.perf_counter() - t,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak()}))
 """
 
 

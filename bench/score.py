@@ -93,12 +93,13 @@ def ours(model, tokenizer, texts, labels, batch_size: int, max_length: int, clas
 
 
 MEMORY = """
+def peak():  # VmHWM: this process's own high-water mark (ru_maxrss is inherited across fork)
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
 import json, resource, sys
 from pathlib import Path
 from imagenet_multimodal.score import ScoreOptions, run
 stats = run(ScoreOptions(work=Path(sys.argv[1]), model=Path(sys.argv[2]), batch_size=256, force=True))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"captions": stats["captions"], "peak_rss_mb": peak}))
+print(json.dumps({"captions": stats["captions"], "peak_rss_mb": peak()}))
 """
 
 

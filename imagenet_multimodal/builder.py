@@ -185,7 +185,7 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
                 yield from _joined(table, index, pending)
                 pending = []
         yield from _joined(table, index, pending)
-        report = join_report(set(index), found)
+        report = join_report(index.keys(), found)
         missing = len(index) - len(found & index.keys())
         if missing:
             message = f"{missing} of {len(index)} captioned images are missing from {data_dir}: {report}"

@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import os
 import re
@@ -354,13 +355,22 @@ def join_report(wanted: Collection[str], found: Collection[str], *, examples: in
     counts, the found fraction, the number of wnids with a missing image, and the first
     ``examples`` missing ids in sorted order. Ids found but not wanted are not counted.
     """
-    wanted = set(wanted)
-    missing = wanted.difference(found)
+    total, missing, classes = 0, 0, set()
+    def missing_ids():  # streamed: no copy of a 1.28M-entry index
+        nonlocal total, missing
+        for key in wanted:
+            total += 1
+            if key not in found:
+                missing += 1
+                classes.add(key.split("_", 1)[0])
+                yield key
+
+    smallest = heapq.nsmallest(examples, missing_ids())
     return {
-        "wanted": len(wanted),
-        "found": len(wanted) - len(missing),
-        "missing": len(missing),
-        "coverage": (len(wanted) - len(missing)) / len(wanted) if wanted else 1.0,
-        "missing_classes": len({key.split("_", 1)[0] for key in missing}),
-        "missing_examples": sorted(missing)[:examples],
+        "wanted": total,
+        "found": total - missing,
+        "missing": missing,
+        "coverage": (total - missing) / total if total else 1.0,
+        "missing_classes": len(classes),
+        "missing_examples": smallest,
     }
