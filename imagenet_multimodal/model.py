@@ -60,8 +60,8 @@ class RelevanceConfig(PretrainedConfig):
         ``model_type``. ``None`` gives a default RoBERTa configuration (roberta-base's shape).
     encoder_name : str, optional
         Where the pretrained encoder weights came from (a Hub name or a folder), for the record.
-    num_labels : int
-        Number of classes: 1,000 for ImageNet-1k.
+    num_labels : int, optional
+        Number of classes: 1,000 for ImageNet-1k (default), or the length of ``id2label`` when given.
     dropout : float
         Dropout probability on the pooled representation (the paper: 0.25).
     loss : {"sigmoid", "softmax"}
@@ -77,12 +77,14 @@ class RelevanceConfig(PretrainedConfig):
         self,
         encoder: dict | None = None,
         encoder_name: str | None = None,
-        num_labels: int = NUM_CLASSES,
+        num_labels: int | None = None,
         dropout: float = 0.25,
         loss: str = "sigmoid",
         pooling: str = "mean",
         **kwargs,
     ) -> None:
+        if num_labels is None:  # a saved config's id2label decides; a new one defaults to ImageNet's 1,000
+            num_labels = len(kwargs["id2label"]) if kwargs.get("id2label") else NUM_CLASSES
         if loss not in LOSSES:
             raise ValueError(f"loss: expected one of {LOSSES}, got {loss!r}")
         if pooling not in POOLINGS:

@@ -96,11 +96,6 @@ def load_model(folder: Path, *, device: torch.device):
     if not (folder / "config.json").exists() or not weights.exists():
         raise InputError(f"{folder}: no trained relevance model (config.json, model.safetensors); "
                          "run `imagenet-multimodal train` first")
-    saved = read_json(folder / "config.json")  # raw: the config class would force 1,000 labels
-    labels = len(saved.get("id2label") or {}) or saved.get("num_labels", NUM_CLASSES)
-    if labels != NUM_CLASSES:
-        raise InputError(f"{folder}: the model has {labels} labels; the class table has "
-                         f"{NUM_CLASSES}: it was trained for another label set")
     model = RelevanceModel.from_pretrained(folder).to(device).eval()
     if model.config.num_labels != NUM_CLASSES:
         raise InputError(f"{folder}: the model has {model.config.num_labels} labels; the class table has "
