@@ -105,7 +105,9 @@ def score_texts(model: RelevanceModel, tokenizer, texts: list[str], labels: np.n
     rows = []
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process,
                       leave=False):
-        rows.append(accelerator.gather_for_metrics(_reduce(model, batch, classes)).cpu())
+        with accelerator.autocast():  # bf16 on GPUs that have it (the Accelerator's mixed precision)
+            reduced = _reduce(model, batch, classes)
+        rows.append(accelerator.gather_for_metrics(reduced).cpu())
     table = torch.cat(rows).numpy() if rows else np.zeros((0, len(FIELDS) + 1))
     out = np.full((len(texts), len(FIELDS)), np.nan)
     out[table[:, 0].astype(np.int64)] = table[:, 1:]
