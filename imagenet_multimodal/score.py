@@ -337,9 +337,10 @@ def run(options: ScoreOptions) -> dict[str, Any]:
                                        batch_size=options.batch_size, cache=cache)}
     if options.folds > 1:
         signals["out-of-fold"] = out_of_fold(options, captions, class_texts, accelerator, signals["in-sample"])
-    if not accelerator.is_main_process:
-        return {}
-    return _finish(options, captions, classes, signals, fingerprint)
+    stats = _finish(options, captions, classes, signals, fingerprint) if accelerator.is_main_process else {}
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # closes the process group of a distributed launch
+    return stats
 
 
 def _finish(options: ScoreOptions, captions: pa.Table, classes: pa.Table,

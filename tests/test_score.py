@@ -151,3 +151,26 @@ def test_bad_thresholds():
         ScoreOptions(work="w", low=0.9, high=0.5)
     with pytest.raises(InputError, match="needs --folds"):
         ScoreOptions(work="w", published="out-of-fold")
+
+
+def test_two_cpu_processes_give_the_same_scores(trained, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    work = _copy(trained, tmp_path)
+    run_score(ScoreOptions(work=work, batch_size=5))
+    single = pq.read_table(work / "scores.parquet")
+    launcher = str(Path(sys.executable).parent / "accelerate")
+    command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "imagenet_multimodal.score",
+               "--work", str(work), "--batch-size", "5", "--force"]
+    shutil.rmtree(work / "score_cache")  # the model pass itself must run distributed
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    double = pq.read_table(work / "scores.parquet")
+    assert double["record"].to_pylist() == single["record"].to_pylist()  # every caption exactly once
+    assert np.allclose(double["p_correct"].to_numpy(), single["p_correct"].to_numpy(), atol=1e-5)
+    assert double["kept"].to_pylist() == single["kept"].to_pylist()
