@@ -5,6 +5,8 @@ out as the original ``ILSVRC2012_img_train.tar``, the same run times, interleave
 ``--repeat``:
 
 * ``tarfile (limit)``: reading every member of the tar of class tars with plain ``tarfile``;
+* ``builder, generator only``: the builder's ``_generate_examples`` (the join and the rows), which is
+  what the builder itself controls;
 * ``builder, streaming``: ``ImagenetMultimodal(config_name="images-filtered", ...)`` from the tar,
   iterated with ``as_streaming_dataset`` (join with the captions, images not decoded);
 * ``imagefolder, streaming``: ``datasets``' ``imagefolder`` on the same images as a folder, streamed;
@@ -65,6 +67,13 @@ def run_builder(artifacts: Path, data_dir: Path, cache: Path) -> int:
     return builder.info.splits["train"].num_examples
 
 
+def generate_builder(artifacts: Path, data_dir: Path, cache: Path) -> int:
+    """The builder's own work: its ``_generate_examples`` (join + rows), without ``datasets``' encoding."""
+    builder = ImagenetMultimodal(config_name="images-filtered", artifacts=str(artifacts), data_dir=str(data_dir),
+                                 cache_dir=str(cache))
+    return sum(1 for _ in builder._generate_examples(split="train", data_dir=str(data_dir)))
+
+
 def stream_builder(artifacts: Path, data_dir: Path, cache: Path) -> int:
     builder = ImagenetMultimodal(config_name="images-filtered", artifacts=str(artifacts), data_dir=str(data_dir),
                                  cache_dir=str(cache))
@@ -115,6 +124,7 @@ def main() -> int:
         for attempt in range(args.repeat):
             runs = {
                 "tarfile (limit)": lambda: raw_tar(layouts["tar"] / "ILSVRC2012_img_train.tar")[0],
+                "builder, generator only": lambda a=attempt: generate_builder(artifacts, layouts["tar"], tmp / f"g{a}"),
                 "builder, streaming": lambda a=attempt: stream_builder(artifacts, layouts["tar"], tmp / f"s{a}"),
                 "imagefolder, streaming": lambda a=attempt: stream_imagefolder(layouts["folder"], tmp / f"t{a}"),
                 "builder, Arrow cache": lambda a=attempt: run_builder(artifacts, layouts["tar"], tmp / f"c{a}"),
