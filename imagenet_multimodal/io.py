@@ -7,6 +7,8 @@ then renamed into place, so a crash never leaves a half-written file behind.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import shutil
 import tempfile
@@ -66,6 +68,22 @@ def write_parquet(table: pa.Table, path: str | os.PathLike, **kwargs) -> None:
     """Write ``table`` to a Parquet file, atomically."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, **kwargs)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's content, remembered while its size and modification time are unchanged
+    (a stage that fingerprints its inputs and also keys a cache by them reads each file once)."""
+    stat = os.stat(path)
+    return _file_sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def require_file(path: str | os.PathLike, *, made_by: str) -> Path:

@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,7 +34,7 @@ from tqdm.auto import tqdm
 
 from . import captions as cap
 from .classes import NUM_CLASSES, read_class_table
-from .io import InputError, atomic_path, read_json, write_json, write_parquet
+from .io import InputError, atomic_path, file_sha256, read_json, write_json, write_parquet
 from .options import as_path, parse_options
 from .split import default_train_size, split_train, train_bounds
 from .text import caption_text, clean_text, is_eligible
@@ -239,19 +238,11 @@ def plot_captions_per_class(counts: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fingerprint(options: PrepareOptions, captions_path: Path, classes_path: Path) -> dict[str, Any]:
     keep = ("train_size", "seed", "tags", "strict", "shard_pairs")
     return {
-        "captions_sha256": _sha256(captions_path),
-        "classes_sha256": _sha256(classes_path),
+        "captions_sha256": file_sha256(captions_path),
+        "classes_sha256": file_sha256(classes_path),
         **{key: value for key, value in asdict(options).items() if key in keep},
     }
 

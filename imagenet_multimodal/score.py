@@ -36,7 +36,7 @@ import torch
 
 from . import relevance as rules
 from .classes import NUM_CLASSES, read_class_table
-from .io import InputError, read_json, require_file, write_json, write_parquet
+from .io import InputError, file_sha256, read_json, require_file, write_json, write_parquet
 from .options import as_path, parse_options
 from .schema import SCORE_SCHEMA
 
@@ -80,14 +80,6 @@ class ScoreOptions:
             self.published = "out-of-fold" if self.folds > 1 else "in-sample"
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=12)
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_model(folder: Path, *, device: torch.device):
     """The relevance model and tokenizer in ``folder``; checked against the 1,000-class table."""
     from .model import RelevanceModel, load_tokenizer
@@ -125,7 +117,7 @@ def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, acce
     """Score ``captions`` with the model in ``folder``; cached by the model's and captions' content."""
     from .scoring import class_embeddings, score_texts
 
-    key = f"{_digest(folder / 'model.safetensors')}-{_digest_table(captions)}"
+    key = f"{file_sha256(folder / 'model.safetensors')[:24]}-{_digest_table(captions)}"
     path = cache / f"{key}.parquet"
     if path.exists():
         cached = pq.read_table(path)
@@ -310,8 +302,8 @@ def _scores_table(captions: pa.Table, published: dict[str, np.ndarray], reasons:
 
 def _fingerprint(options: ScoreOptions, captions: pa.Table) -> dict[str, Any]:
     keep = ("folds", "low", "high", "curve", "mode", "published")
-    return {"model": _digest(options.model / "model.safetensors") if (options.model / "model.safetensors").exists()
-            else None, "captions": _digest_table(captions), **{k: getattr(options, k) for k in keep},
+    return {"model": file_sha256(options.model / "model.safetensors"), "captions": _digest_table(captions),
+            **{k: getattr(options, k) for k in keep},
             "truth": str(options.truth) if options.truth else None}
 
 
