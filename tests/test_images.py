@@ -236,6 +236,21 @@ def test_truncated_class_tar_is_an_input_error(tmp_path, images):
         list(iter_images(tmp_path))
 
 
+def test_class_tar_cut_inside_an_image_is_an_input_error(tmp_path, images):
+    """A class tar cut inside an image but followed by another class tar: its last image would
+    read the next class tar's bytes without the bounds check."""
+    good = _tar_bytes({n: images[n] for n in _by_class(images)["n01440764"]})
+    with tarfile.open(fileobj=io.BytesIO(good)) as tar:
+        last = tar.getmembers()[-1]
+    cut = good[:last.offset_data + last.size // 2]
+    rest = _tar_bytes({n: images[n] for n in _by_class(images)["n01739381"]})
+    (tmp_path / "ILSVRC2012_img_train.tar").write_bytes(_tar_bytes({"n01440764.tar": cut, "n01739381.tar": rest}))
+    for wanted in (None, {canonical_id(last.name)}):  # alone, reading stops right after that image
+        with pytest.raises(InputError, match=r"class tar n01440764\.tar inside it .*truncated or damaged"):
+            list(iter_images(tmp_path, wanted=wanted))
+    assert set(dict(iter_images(tmp_path, wanted={"n01739381_2"}))) == {"n01739381_2"}
+
+
 def test_foreign_parquet_schema_is_an_input_error(tmp_path):
     (tmp_path / "data").mkdir()
     shard = tmp_path / "data" / "train-00000-of-00001.parquet"
