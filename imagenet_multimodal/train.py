@@ -23,8 +23,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from transformers import get_scheduler
 from transformers.utils import logging as hf_logging
 
 from . import pairs
+from .checkpoints import RUN_ONLY_OPTIONS, find_resume, run_key, save_best, save_checkpoint
 from .io import InputError, read_json, write_json
 from .model import (
     LOSSES,
@@ -62,11 +61,6 @@ BEST_METRICS = {  # name -> (section, key, higher is better)
     "captions_top1": ("captions", "top1", True),
     "captions_loss": ("captions", "loss", False),
 }
-# options that do not change what is trained: a finished run with other values is not redone
-RUN_ONLY_OPTIONS = {"resume", "stop_after_steps", "force", "write_rank_digests", "report_to",
-                    "checkpoint_steps", "checkpoints_total_limit", "num_workers"}
-
-
 def _help(text: str, **extra) -> dict:
     return {"help": text, **extra}
 
@@ -205,83 +199,6 @@ def step_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(1)[0])
 
 
-def checkpoint_dirs(folder: Path) -> list[Path]:
-    """Complete checkpoints (``step-N`` with ``trainer_state.json``) in ``folder``, oldest first."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("step-*") if (p / "trainer_state.json").is_file())
-
-
-def _replace_dir(accelerator: Accelerator, tmp: Path, final: Path) -> None:
-    """Main process: move the folder ``tmp`` that all processes wrote onto ``final``."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    accelerator.wait_for_everyone()
-
-
-def save_checkpoint(accelerator: Accelerator, options: TrainOptions, state: dict) -> Path:
-    """``accelerator.save_state`` plus the loop state into ``checkpoints/step-N`` (atomically)."""
-    folder = options.output / "checkpoints"
-    final = folder / f"step-{state['global_step']:08d}"
-    tmp = folder / f".{final.name}.tmp"
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_json(state, tmp / "trainer_state.json")
-    _replace_dir(accelerator, tmp, final)
-    if accelerator.is_main_process:
-        for old in checkpoint_dirs(folder)[:-options.checkpoints_total_limit]:
-            shutil.rmtree(old)
-    return final
-
-
-def save_best(accelerator: Accelerator, model, options: TrainOptions) -> None:
-    """Write the current weights to ``checkpoints/best/model.safetensors`` (atomically)."""
-    folder = options.output / "checkpoints" / "best"
-    accelerator.save_model(model, str(folder.with_name(".best.tmp")), safe_serialization=True)
-    _replace_dir(accelerator, folder.with_name(".best.tmp"), folder)
-
-
-def _run_key(options: TrainOptions) -> dict:
-    """The options that decide what is trained (a checkpoint or finished run must match them)."""
-    return {k: v for k, v in options.to_json().items() if k not in RUN_ONLY_OPTIONS}
-
-
-def find_resume(options: TrainOptions, accelerator: Accelerator) -> Path | None:
-    """The checkpoint to resume from, per ``--resume`` (none with ``--force``); ``None``: start afresh.
-
-    A fresh start removes the checkpoints of an earlier run (main process); a checkpoint made
-    with other training options is an :class:`InputError` unless ``--resume auto`` (then fresh).
-    """
-    folder = options.output / "checkpoints"
-    found = [] if options.force else checkpoint_dirs(folder)
-    if options.resume in ("auto", "latest"):
-        if not found and options.resume == "latest":
-            raise InputError(f"--resume latest: no checkpoint in {folder}")
-        path = found[-1] if found else None
-    else:
-        path = None if options.resume == "no" else Path(options.resume)
-    if path is not None and not (path / "trainer_state.json").is_file():
-        raise InputError(f"--resume {path}: not a checkpoint folder (no trainer_state.json)")
-    if path is not None and read_json(path / "trainer_state.json").get("options") != _run_key(options):
-        if options.resume != "auto":
-            raise InputError(f"--resume {path}: the checkpoint was made with other training options")
-        logger.warning("train: %s was made with other options; starting afresh", path)
-        path = None
-    if path is None and folder.exists():
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            shutil.rmtree(folder)
-        accelerator.wait_for_everyone()
-    return path
-
-
 def _end_of_epoch(accelerator, model, loaders, options, state, epoch_loss) -> bool:
     """Evaluate, record the epoch, keep the best weights, checkpoint; True to stop early."""
     record = {"epoch": state["epoch"], "step": state["global_step"], "train_loss": epoch_loss,
@@ -312,7 +229,7 @@ def _end_of_epoch(accelerator, model, loaders, options, state, epoch_loss) -> bo
 
 def initial_state(options: TrainOptions) -> dict:
     """The loop state of a fresh run (what ``trainer_state.json`` in a checkpoint holds)."""
-    return {"options": _run_key(options), "epoch": 0, "batches_done": 0, "global_step": 0,
+    return {"options": run_key(options), "epoch": 0, "batches_done": 0, "global_step": 0,
             "learning_rate": 0.0, "loss_sum": 0.0, "loss_count": 0, "seconds": 0.0,
             "history": [], "best": None}
 
@@ -388,7 +305,7 @@ def _finished_run(options: TrainOptions) -> dict | None:
         return None
     metrics = read_json(path)
     same = {k: v for k, v in metrics.get("options", {}).items() if k not in RUN_ONLY_OPTIONS}
-    return metrics if metrics.get("finished") and same == _run_key(options) else None
+    return metrics if metrics.get("finished") and same == run_key(options) else None
 
 
 def _summary(job: SimpleNamespace) -> None:

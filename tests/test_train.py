@@ -18,7 +18,7 @@ from _tiny import make_encoder_folder, toy_texts, write_toy_work
 from accelerate.utils import is_tensorboard_available
 from transformers import AutoModel, AutoTokenizer
 
-from imagenet_multimodal import train
+from imagenet_multimodal import checkpoints, train
 from imagenet_multimodal.io import InputError
 from imagenet_multimodal.model import weights_digest
 
@@ -182,7 +182,7 @@ def test_bad_options_and_config(tmp_path):
     resume = tmp_path / "not-a-checkpoint"
     resume.mkdir()
     with pytest.raises(InputError, match="not a checkpoint"):
-        train.find_resume(train.parse_args(["--work", str(tmp_path), "--resume", str(resume)]), None)
+        checkpoints.find_resume(train.parse_args(["--work", str(tmp_path), "--resume", str(resume)]), None)
 
 
 def test_shipped_config_is_the_paper_schedule(tmp_path):

@@ -1,0 +1,102 @@
+"""Training checkpoints: ``accelerator.save_state`` folders with the loop state, written atomically.
+
+``OUTPUT/checkpoints/step-N/`` holds what ``accelerator.save_state`` writes (model, optimizer,
+scheduler, RNG states) plus ``trainer_state.json`` (the loop state, with the options that decide what
+is trained: :func:`run_key`); ``OUTPUT/checkpoints/best/`` holds the best epoch's weights. A folder is
+written under a temporary name and renamed by the main process, so a killed run never leaves a
+half-written checkpoint. ``options`` is a :class:`imagenet_multimodal.train.TrainOptions`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from accelerate import Accelerator
+from accelerate.logging import get_logger
+
+from .io import InputError, read_json, write_json
+
+logger = get_logger(__name__, log_level="INFO")
+
+# options that do not change what is trained: a finished run with other values is not redone
+RUN_ONLY_OPTIONS = {"resume", "stop_after_steps", "force", "write_rank_digests", "report_to",
+                    "checkpoint_steps", "checkpoints_total_limit", "num_workers"}
+
+
+def checkpoint_dirs(folder: Path) -> list[Path]:
+    """Complete checkpoints (``step-N`` with ``trainer_state.json``) in ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("step-*") if (p / "trainer_state.json").is_file())
+
+
+def _replace_dir(accelerator: Accelerator, tmp: Path, final: Path) -> None:
+    """Main process: move the folder ``tmp`` that all processes wrote onto ``final``."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+
+
+def save_checkpoint(accelerator: Accelerator, options, state: dict) -> Path:
+    """``accelerator.save_state`` plus the loop state into ``checkpoints/step-N`` (atomically)."""
+    folder = options.output / "checkpoints"
+    final = folder / f"step-{state['global_step']:08d}"
+    tmp = folder / f".{final.name}.tmp"
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        write_json(state, tmp / "trainer_state.json")
+    _replace_dir(accelerator, tmp, final)
+    if accelerator.is_main_process:
+        for old in checkpoint_dirs(folder)[:-options.checkpoints_total_limit]:
+            shutil.rmtree(old)
+    return final
+
+
+def save_best(accelerator: Accelerator, model, options) -> None:
+    """Write the current weights to ``checkpoints/best/model.safetensors`` (atomically)."""
+    folder = options.output / "checkpoints" / "best"
+    accelerator.save_model(model, str(folder.with_name(".best.tmp")), safe_serialization=True)
+    _replace_dir(accelerator, folder.with_name(".best.tmp"), folder)
+
+
+def run_key(options) -> dict:
+    """The options that decide what is trained (a checkpoint or finished run must match them)."""
+    return {k: v for k, v in options.to_json().items() if k not in RUN_ONLY_OPTIONS}
+
+
+def find_resume(options, accelerator: Accelerator) -> Path | None:
+    """The checkpoint to resume from, per ``--resume`` (none with ``--force``); ``None``: start afresh.
+
+    A fresh start removes the checkpoints of an earlier run (main process); a checkpoint made
+    with other training options is an :class:`InputError` unless ``--resume auto`` (then fresh).
+    """
+    folder = options.output / "checkpoints"
+    found = [] if options.force else checkpoint_dirs(folder)
+    if options.resume in ("auto", "latest"):
+        if not found and options.resume == "latest":
+            raise InputError(f"--resume latest: no checkpoint in {folder}")
+        path = found[-1] if found else None
+    else:
+        path = None if options.resume == "no" else Path(options.resume)
+    if path is not None and not (path / "trainer_state.json").is_file():
+        raise InputError(f"--resume {path}: not a checkpoint folder (no trainer_state.json)")
+    if path is not None and read_json(path / "trainer_state.json").get("options") != run_key(options):
+        if options.resume != "auto":
+            raise InputError(f"--resume {path}: the checkpoint was made with other training options")
+        logger.warning("train: %s was made with other options; starting afresh", path)
+        path = None
+    if path is None and folder.exists():
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            shutil.rmtree(folder)
+        accelerator.wait_for_everyone()
+    return path
