@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # Throughput of the relevance model's training loop on one GPU: roberta-base shape (built from
-# RobertaConfig(), random weights, no download), bf16, the paper's batch size and max length,
-# a few hundred steps over random-word pairs whose token lengths follow the paper's pairs
-# (caption + one class sentence: median ~50 tokens, long tail up to the 128 cut).
-# Prints examples/s, tokens/s and model FLOP utilisation (6 * params * real tokens / time / peak).
+# RobertaConfig(), random weights, no download), bf16, max length 128, a few hundred steps over
+# random-word pairs whose token lengths follow the paper's pairs (caption + one class sentence:
+# median ~50 tokens, long tail up to the 128 cut), at each batch size of BATCHES (32 is the
+# paper's), each in its own process.
+# Prints examples/s, tokens/s, model FLOP utilisation (6 * params * real tokens / time / peak),
+# peak GPU memory and the hours the paper's 120 epochs (~117M pair passes) would take; one JSON
+# line per batch size goes to RESULTS.
 #
-#   bash bench/gpu_train.sh                    # STEPS=300 BATCH=32 PEAK_TFLOPS=auto
+#   bash bench/gpu_train.sh                    # STEPS=200 BATCHES="32 128 512" PEAK_TFLOPS=auto
+#   RESULTS=$OUT/gpu_train.jsonl bash bench/gpu_train.sh
 #   SMOKE=1 bash bench/gpu_train.sh            # tiny model, a few steps: checks the script on a CPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}"
-STEPS="${STEPS:-300}" BATCH="${BATCH:-32}" PEAK_TFLOPS="${PEAK_TFLOPS:-auto}" SMOKE="${SMOKE:-0}" \
-exec "$PYTHON" - <<'EOF'
-import os, tempfile, time
+export STEPS="${STEPS:-200}" PEAK_TFLOPS="${PEAK_TFLOPS:-auto}" SMOKE="${SMOKE:-0}"
+export RESULTS="${RESULTS:-bench/results/gpu_train.jsonl}"
+SCRIPT="$(mktemp --suffix .py)"
+trap 'rm -f "$SCRIPT"' EXIT
+mkdir -p "$(dirname "$RESULTS")"
+: > "$RESULTS.tmp"
+cat > "$SCRIPT" <<'EOF'
+import json, os, tempfile, time
 from pathlib import Path
 
 import numpy as np, pyarrow as pa, pyarrow.parquet as pq, torch
@@ -23,6 +32,8 @@ from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaModel
 from imagenet_multimodal import train
 
 steps, batch, smoke = int(os.environ["STEPS"]), int(os.environ["BATCH"]), os.environ["SMOKE"] == "1"
+if torch.cuda.is_available():
+    torch.cuda.reset_peak_memory_stats()
 warm, n_test = 20, 64
 rng = np.random.default_rng(0)
 words = [f"w{i}" for i in range(5000)]
@@ -68,8 +79,28 @@ name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 peak = os.environ["PEAK_TFLOPS"]
 peak = float(peak) if peak != "auto" else (989.0 if ("H100" in name or "H200" in name) else 312.0 if "A100" in name else float("nan"))
 tokens_s = timed * real / seconds
+row = {"device": name, "params": params, "batch": batch, "timed_steps": timed, "seconds": seconds,
+       "examples_per_s": timed * batch / seconds, "real_tokens_per_s": tokens_s,
+       "padded_tokens_per_s": timed * padded / seconds, "padding_efficiency": real / padded,
+       "mfu": 6 * params * tokens_s / (peak * 1e12), "peak_tflops": peak,
+       "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+       "hours_for_117M_pair_passes": 117e6 / (timed * batch / seconds) / 3600}
+with open(os.environ["RESULTS"] + ".tmp", "a") as out:
+    out.write(json.dumps(row) + "\n")
 print(f"device {name}, {params / 1e6:.1f}M parameters, batch {batch}, {timed} timed steps, {seconds:.1f} s")
-print(f"examples/s {timed * batch / seconds:.1f}   real tokens/s {tokens_s:,.0f}   padded tokens/s {timed * padded / seconds:,.0f}"
-      f"   padding efficiency {real / padded:.3f}")
-print(f"MFU {6 * params * tokens_s / (peak * 1e12):.1%} of {peak:g} TFLOPS bf16 dense (6 * params * real tokens)")
+EOF
+for BATCH in ${BATCHES:-32 128 512}; do
+    BATCH="$BATCH" "$PYTHON" "$SCRIPT"
+done
+mv "$RESULTS.tmp" "$RESULTS"
+"$PYTHON" - <<'EOF'
+import json, os
+rows = [json.loads(line) for line in open(os.environ["RESULTS"])]
+print(f"\n{rows[0]['device']}, {rows[0]['params'] / 1e6:.1f}M parameters, bf16 where available, max length 128")
+print(f"{'batch':>6} {'examples/s':>11} {'real tok/s':>11} {'pad eff':>8} {'MFU':>7} {'GPU mem GB':>11} {'h/117M':>8}")
+for r in rows:
+    mem = f"{r['peak_gpu_memory_gb']:.1f}" if r["peak_gpu_memory_gb"] is not None else "-"
+    print(f"{r['batch']:>6} {r['examples_per_s']:>11,.0f} {r['real_tokens_per_s']:>11,.0f} {r['padding_efficiency']:>8.3f}"
+          f" {r['mfu']:>7.1%} {mem:>11} {r['hours_for_117M_pair_passes']:>8.2f}")
+print(f"results: {os.environ['RESULTS']}")
 EOF
