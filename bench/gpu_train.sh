@@ -6,9 +6,11 @@
 # paper's), each in its own process.
 # Prints examples/s, tokens/s, model FLOP utilisation (6 * params * real tokens / time / peak),
 # peak GPU memory and the hours the paper's 120 epochs (~117M pair passes) would take; one JSON
-# line per batch size goes to RESULTS.
+# line per run goes to RESULTS. The batch sizes of COMPILED run once more with the model compiled
+# (torch.compile through Accelerate: ACCELERATE_DYNAMO_BACKEND=inductor, dynamic shapes, which
+# `accelerate launch --dynamo_backend inductor --dynamo_use_dynamic` sets too), after 50 warm-up steps.
 #
-#   bash bench/gpu_train.sh                    # STEPS=200 BATCHES="32 128 512" PEAK_TFLOPS=auto
+#   bash bench/gpu_train.sh                    # STEPS=200 BATCHES="32 128 512" COMPILED="128" PEAK_TFLOPS=auto
 #   RESULTS=$OUT/gpu_train.jsonl bash bench/gpu_train.sh
 #   SMOKE=1 bash bench/gpu_train.sh            # tiny model, a few steps: checks the script on a CPU
 set -euo pipefail
@@ -34,7 +36,7 @@ from imagenet_multimodal import train
 steps, batch, smoke = int(os.environ["STEPS"]), int(os.environ["BATCH"]), os.environ["SMOKE"] == "1"
 if torch.cuda.is_available():
     torch.cuda.reset_peak_memory_stats()
-warm, n_test = 20, 64
+warm, n_test = int(os.environ.get("WARM", "20")), 64
 rng = np.random.default_rng(0)
 words = [f"w{i}" for i in range(5000)]
 lengths = np.clip(rng.lognormal(np.log(48), 0.35, size=(steps + warm) * batch + n_test), 8, 200).astype(int)
@@ -79,7 +81,8 @@ name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 peak = os.environ["PEAK_TFLOPS"]
 peak = float(peak) if peak != "auto" else (989.0 if ("H100" in name or "H200" in name) else 312.0 if "A100" in name else float("nan"))
 tokens_s = timed * real / seconds
-row = {"device": name, "params": params, "batch": batch, "timed_steps": timed, "seconds": seconds,
+row = {"device": name, "params": params, "batch": batch,
+       "compiled": os.environ.get("ACCELERATE_DYNAMO_BACKEND", "no").lower() not in ("no", ""), "timed_steps": timed, "seconds": seconds,
        "examples_per_s": timed * batch / seconds, "real_tokens_per_s": tokens_s,
        "padded_tokens_per_s": timed * padded / seconds, "padding_efficiency": real / padded,
        "mfu": 6 * params * tokens_s / (peak * 1e12), "peak_tflops": peak,
@@ -92,15 +95,18 @@ EOF
 for BATCH in ${BATCHES:-32 128 512}; do
     BATCH="$BATCH" "$PYTHON" "$SCRIPT"
 done
+for BATCH in ${COMPILED-128}; do
+    BATCH="$BATCH" WARM=50 ACCELERATE_DYNAMO_BACKEND=inductor ACCELERATE_DYNAMO_USE_DYNAMIC=true "$PYTHON" "$SCRIPT"
+done
 mv "$RESULTS.tmp" "$RESULTS"
 "$PYTHON" - <<'EOF'
 import json, os
 rows = [json.loads(line) for line in open(os.environ["RESULTS"])]
 print(f"\n{rows[0]['device']}, {rows[0]['params'] / 1e6:.1f}M parameters, bf16 where available, max length 128")
-print(f"{'batch':>6} {'examples/s':>11} {'real tok/s':>11} {'pad eff':>8} {'MFU':>7} {'GPU mem GB':>11} {'h/117M':>8}")
+print(f"{'batch':>6} {'compiled':>9} {'examples/s':>11} {'real tok/s':>11} {'pad eff':>8} {'MFU':>7} {'GPU mem GB':>11} {'h/117M':>8}")
 for r in rows:
     mem = f"{r['peak_gpu_memory_gb']:.1f}" if r["peak_gpu_memory_gb"] is not None else "-"
-    print(f"{r['batch']:>6} {r['examples_per_s']:>11,.0f} {r['real_tokens_per_s']:>11,.0f} {r['padding_efficiency']:>8.3f}"
+    print(f"{r['batch']:>6} {'yes' if r['compiled'] else 'no':>9} {r['examples_per_s']:>11,.0f} {r['real_tokens_per_s']:>11,.0f} {r['padding_efficiency']:>8.3f}"
           f" {r['mfu']:>7.1%} {mem:>11} {r['hours_for_117M_pair_passes']:>8.2f}")
 print(f"results: {os.environ['RESULTS']}")
 EOF

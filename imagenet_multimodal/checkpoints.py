@@ -62,9 +62,11 @@ def save_checkpoint(accelerator: Accelerator, options, state: dict) -> Path:
 
 
 def save_best(accelerator: Accelerator, model, options) -> None:
-    """Write the current weights to ``checkpoints/best/model.safetensors`` (atomically)."""
+    """Write the current weights to ``checkpoints/best/model.safetensors`` (atomically), under the
+    model's own parameter names whether or not Accelerate compiled it (no ``_orig_mod.`` prefix)."""
     folder = options.output / "checkpoints" / "best"
-    accelerator.save_model(model, str(folder.with_name(".best.tmp")), safe_serialization=True)
+    plain = accelerator.unwrap_model(model, keep_torch_compile=False)
+    accelerator.save_model(plain, str(folder.with_name(".best.tmp")), safe_serialization=True)
     _replace_dir(accelerator, folder.with_name(".best.tmp"), folder)
 
 

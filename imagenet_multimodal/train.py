@@ -375,10 +375,18 @@ def setup(options: TrainOptions) -> SimpleNamespace:
         elapsed=lambda state: state["seconds"] + time.monotonic() - clock)
 
 
+def _compile_backend(accelerator: Accelerator) -> str:
+    """The torch.compile backend Accelerate wraps the model with (``accelerate launch
+    --dynamo_backend inductor``), or ``"no"``."""
+    plugin = getattr(accelerator.state, "dynamo_plugin", None)
+    return plugin.backend.value.lower() if plugin is not None else "no"
+
+
 def _metrics(job: SimpleNamespace, state: dict) -> dict:
     data = job.data
     return {"options": job.options.to_json(), "world_size": job.accelerator.num_processes,
-            "mixed_precision": job.accelerator.mixed_precision, "encoder": job.encoder,
+            "mixed_precision": job.accelerator.mixed_precision, "torch_compile": _compile_backend(job.accelerator),
+            "encoder": job.encoder,
             "synthetic_data": pairs.synthetic_source(job.options.work),
             "train_pairs": len(data["train"]), "test_pairs": len(data["pairs"]),
             "test_captions": len(data.get("captions", ())), "steps_per_epoch": job.steps_per_epoch,
@@ -415,7 +423,7 @@ def run(options: TrainOptions) -> dict:
         logger.info("train: stopped after step %d as asked; --resume latest continues",
                     state["global_step"])
         return metrics
-    model = accelerator.unwrap_model(job.model)
+    model = accelerator.unwrap_model(job.model, keep_torch_compile=False)
     model.load_state_dict(load_file(options.output / "checkpoints" / "best" / "model.safetensors"))
     if options.write_rank_digests:
         write_json({"rank": accelerator.process_index, "world_size": accelerator.num_processes,

@@ -16,6 +16,7 @@ import pytest
 import torch
 from _tiny import make_encoder_folder, toy_texts, write_toy_work
 from accelerate.utils import is_tensorboard_available
+from safetensors.torch import load_file
 from transformers import AutoModel, AutoTokenizer
 
 from imagenet_multimodal import checkpoints, train
@@ -133,6 +134,26 @@ def test_two_cpu_processes_cooperate(work, encoder):
     for record in metrics["history"]:  # every test example counted exactly once
         assert record["pairs"]["examples"] == 80 and record["captions"]["examples"] == 40
     assert "***** Running training *****" in done.stderr
+
+
+def test_compiled_model_trains_and_saves_plain_weights(work, encoder):
+    """`accelerate launch --dynamo_backend inductor`: Accelerate compiles the model (dynamic shapes,
+    as batch lengths vary); the best weights and the saved model carry no compile wrapper."""
+    launcher = str(Path(sys.executable).parent / "accelerate")
+    out = work / "compiled"
+    command = [launcher, "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "inductor", "--dynamo_use_dynamic", str(ROOT / "build" / "train.py"),
+               "--work", str(work), "--encoder", str(encoder), "--output", str(out), *FAST, "--epochs", "2"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["torch_compile"] == "inductor" and metrics["finished"] and len(metrics["history"]) == 2
+    assert metrics["history"][1]["train_loss"] < metrics["history"][0]["train_loss"]
+    best = load_file(out / "checkpoints" / "best" / "model.safetensors")
+    saved = AutoModel.from_pretrained(out).state_dict()
+    assert not [k for k in best if "_orig_mod" in k] and best.keys() <= saved.keys()
+    assert all(torch.equal(best[k], saved[k]) for k in best)
 
 
 def _write_pairs(work: Path, rows: list[dict]) -> None:
