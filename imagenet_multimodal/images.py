@@ -288,10 +288,13 @@ def _iter_tar(sources: list[Path], wanted: Collection[str] | None) -> Iterator[t
                     if classes is not None and name.rsplit("/", 1)[-1][:-4] not in classes:
                         continue  # a class with no wanted image: skipped without opening it
                     inner = name
-                    if member.offset_data + member.size > size:
+                    if not member.issparse() and member.offset_data + member.size > size:
                         raise tarfile.ReadError(f"it needs {member.size} bytes, the file ends first")
+                    # a sparse class tar (a repack with `tar -S`) is not stored in one piece: its
+                    # images go through tarfile, which knows the map
+                    at = None if member.issparse() else (fd, member.offset_data, member.size)
                     with tarfile.open(fileobj=outer.extractfile(member), mode="r:", tarinfo=_StrictTarInfo) as tar:
-                        yield from _tar_members(tar, wanted, fd, member.offset_data, member.size)
+                        yield from _tar_members(tar, wanted, at)
                     inner = None
                 elif name.rsplit("/", 1)[-1][:1] != ".":
                     key = canonical_id(name)
@@ -302,10 +305,12 @@ def _iter_tar(sources: list[Path], wanted: Collection[str] | None) -> Iterator[t
 
 
 def _tar_members(
-    tar: tarfile.TarFile, wanted: Collection[str] | None, fd: int, base: int, limit: int
+    tar: tarfile.TarFile, wanted: Collection[str] | None, at: tuple[int, int, int] | None
 ) -> Iterator[tuple[str, dict]]:
-    """Image members of one class tar, which lies at byte ``base`` of ``fd`` and spans ``limit``
-    bytes, in stored order; unwanted members are not read."""
+    """Image members of one class tar, in stored order; unwanted members are not read.
+
+    ``at = (fd, base, limit)``: the class tar lies at byte ``base`` of ``fd`` and spans ``limit``
+    bytes, so each image is one :func:`_read_member`; ``None``: read through ``tar`` itself."""
     for member in tar:
         name = member.name
         base_name = name.rsplit("/", 1)[-1]
@@ -313,7 +318,8 @@ def _tar_members(
             continue
         key = canonical_id(base_name)
         if wanted is None or key in wanted:
-            yield key, {"path": name, "bytes": _read_member(tar, member, fd, base, limit)}
+            data = tar.extractfile(member).read() if at is None else _read_member(tar, member, *at)
+            yield key, {"path": name, "bytes": data}
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, fd: int, base: int, limit: int) -> bytes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -249,6 +251,32 @@ def test_class_tar_cut_inside_an_image_is_an_input_error(tmp_path, images):
         with pytest.raises(InputError, match=r"class tar n01440764\.tar inside it .*truncated or damaged"):
             list(iter_images(tmp_path, wanted=wanted))
     assert set(dict(iter_images(tmp_path, wanted={"n01739381_2"}))) == {"n01739381_2"}
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="needs GNU tar to write a sparse member")
+def test_sparse_class_tar_reads_right_bytes(tmp_path):
+    """A class tar stored sparse (``tar -S`` of a class tar with a hole) is not one piece in the
+    file: its images must come through tarfile's sparse map, not from offsets."""
+    zeros, image = b"\0" * 64 * 1024, bytes(range(256)) * 12
+    raw = _tar_bytes({"n01440764_1.JPEG": zeros, "n01440764_2.JPEG": image})
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "n01440764.tar", "wb") as handle:  # the zero image's blocks left as a hole
+        handle.write(raw[:512])
+        handle.seek(512 + len(zeros))
+        handle.write(raw[512 + len(zeros):])
+    (src / "n01443537.tar").write_bytes(_tar_bytes({"n01443537_1.JPEG": image[::-1]}))
+    for order in (["n01440764.tar", "n01443537.tar"], ["n01443537.tar", "n01440764.tar"]):  # sparse last too
+        root = tmp_path / order[0]
+        root.mkdir()
+        subprocess.run(["tar", "-S", "--format=gnu", "-cf", str(root / "ILSVRC2012_img_train.tar"), "-C", str(src),
+                        *order], check=True)
+        with tarfile.open(root / "ILSVRC2012_img_train.tar") as tar:
+            if not tar.getmember("n01440764.tar").issparse():
+                pytest.skip("this file system or tar stored no hole")
+        found = {key: value["bytes"] for key, value in iter_images(root)}
+        assert found == {"n01440764_1": zeros, "n01440764_2": image, "n01443537_1": image[::-1]}
+        assert dict(iter_images(root, wanted={"n01440764_2"}))["n01440764_2"]["bytes"] == image
 
 
 def test_foreign_parquet_schema_is_an_input_error(tmp_path):
