@@ -134,14 +134,16 @@ def download_captions(cache_dir: str | os.PathLike, *, url: str = CAPTIONS_URL) 
 
 def check_record(record: Any, *, known_wnids: dict[str, int], seen: set[str]) -> tuple[str, str, str] | None:
     """Validate one record. Returns ``None`` when it is usable, else ``(reason, field, detail)``
-    with reason one of :data:`BAD_REASONS`. Adds a usable record's filename to ``seen``.
+    with reason one of :data:`BAD_REASONS`. Adds a usable record's image id (the join key,
+    :func:`image_id`) to ``seen``: a second record of the same image is a duplicate.
     """
     if _well_typed(record):
         wnid, filename = record["wnid"], record["filename"]
-        if wnid in known_wnids and filename.startswith(wnid) and filename[len(wnid)] == "_" \
-                and filename not in seen:
-            seen.add(filename)
-            return None
+        if wnid in known_wnids and filename.startswith(wnid) and filename[len(wnid):len(wnid) + 1] == "_":
+            key = image_id(filename)
+            if key not in seen:
+                seen.add(key)
+                return None
     return _diagnose(record, known_wnids=known_wnids, seen=seen)
 
 
@@ -175,9 +177,10 @@ def _diagnose(record: Any, *, known_wnids: dict[str, int], seen: set[str]) -> tu
         return "unknown_wnid", "wnid", f"{wnid!r} is not an ImageNet-1k class"
     if not filename.startswith(wnid + "_"):
         return "filename_mismatch", "filename", f"{filename!r} does not start with its wnid {wnid}_"
-    if filename in seen:
-        return "duplicate_filename", "filename", f"{filename!r} appeared in an earlier record"
-    seen.add(filename)
+    key = image_id(filename)
+    if key in seen:  # the join key: n01440764_1.JPEG and n01440764_1.jpg are one image
+        return "duplicate_filename", "filename", f"{filename!r}: image {key} appeared in an earlier record"
+    seen.add(key)
     return None
 
 

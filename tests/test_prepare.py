@@ -31,6 +31,7 @@ BAD = [
     ("wrong_type", "description", lambda r: {**r, "description": None}),
     ("unknown_wnid", "wnid", lambda r: {**r, "wnid": "n00000001", "filename": "n00000001_1.JPEG"}),
     ("filename_mismatch", "filename", lambda r: {**r, "filename": "n01443537_99.JPEG"}),
+    ("filename_mismatch", "filename", lambda r: {**r, "filename": r["wnid"]}),  # the wnid alone
 ]
 
 
@@ -39,20 +40,21 @@ def _with_bad_records(tmp_path):
     bad = [make(dict(good[0], filename=f"{good[0]['wnid']}_{900 + i}.JPEG")) for i, (_, _, make) in
            enumerate(BAD)]
     duplicate = dict(good[5])
+    same_image = dict(good[6], filename=good[6]["filename"].replace(".JPEG", ".jpg"))  # same join key
     one_word = record(2, 7000, title="IMG_1234")
     no_text = record(2, 7001, title="<br/>", description="  ", tags=["only", "tags"])
-    return write_captions(tmp_path / "captions.json", [*good, *bad, duplicate, one_word, no_text])
+    return write_captions(tmp_path / "captions.json", [*good, *bad, duplicate, same_image, one_word, no_text])
 
 
 def test_every_record_lands_in_exactly_one_bucket(work, tmp_path):
     stats = run(PrepareOptions(work=work, captions=_with_bad_records(tmp_path)))
     reasons = stats["reasons"]
-    assert sum(reasons.values()) == stats["records"] == 60 + len(BAD) + 3
+    assert sum(reasons.values()) == stats["records"] == 60 + len(BAD) + 4
     assert reasons["eligible"] == 60
     assert reasons["one_word"] == 1 and reasons["no_text"] == 1
     assert reasons["not_an_object"] == 1 and reasons["missing_field"] == 1
     assert reasons["wrong_type"] == 2 and reasons["unknown_wnid"] == 1
-    assert reasons["filename_mismatch"] == 1 and reasons["duplicate_filename"] == 1
+    assert reasons["filename_mismatch"] == 2 and reasons["duplicate_filename"] == 2
     captions = pq.read_table(work / "captions.parquet")
     assert captions.num_rows == stats["records"]
     assert captions["record"].to_pylist() == list(range(stats["records"]))
