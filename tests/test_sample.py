@@ -18,7 +18,7 @@ from imagenet_multimodal.io import InputError
 from imagenet_multimodal.sample import KINDS, allocate, main, parse_args, truth_path, write_sample
 from imagenet_multimodal.text import clean_text, is_eligible
 
-KEYS = ["filename", "title", "tags", "description", "wnid"]
+KEYS = ["filename", "title", "tags", "description", "wnid", "synthetic"]  # the last: ours, see below
 PAPER = {"records": 463_622, "with_text": 445_984, "eligible": 389_598}
 INELIGIBLE = {"one_word": "one_word", "no_text": "no_text"}
 
@@ -58,7 +58,7 @@ def test_records_have_the_exact_imagenet_captions_format(moderate):
     assert out.read_bytes().startswith(b'[{"filename":"n')
     assert len(records) == 20_000
     for record in records:
-        assert list(record) == KEYS
+        assert list(record) == KEYS and record["synthetic"] == "imagenet-multimodal sample"
         assert re.fullmatch(r"n\d{8}_\d+\.JPEG", record["filename"])
         assert record["filename"].startswith(record["wnid"] + "_")
         assert isinstance(record["title"], str) and isinstance(record["description"], str)
