@@ -2,7 +2,7 @@
 
 Stage ``classes``. Input: a text source (``--source``) and optionally the user's own class texts
 (``--class-texts``). Output: ``WORK/classes.parquet``, one row per class in ImageNet's label order
-(sorted wnids: 0 = n01440764 tench ... 999 = n15075141 toilet tissue).
+(sorted wnids: 0 = n01440764 tench ... 999 = n15075141 toilet paper).
 
 Text sources, in order of precedence, each labelled in ``text_source``:
 

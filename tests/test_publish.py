@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import datasets
@@ -59,6 +60,36 @@ def test_card_yaml_parses_and_lists_configs(published):
     assert "synthetic" in data["tags"] and "Synthetic demo sample" in card.text
     assert f"{sample['records']:,}" in card.text
     assert "$" not in card.text.replace("$$", "")
+
+
+def test_card_says_where_each_text_comes_from(published, tmp_path):
+    """A synthetic sample's card credits no Flickr text and no Wikipedia it does not hold; a real
+    one does; the method text follows the curve in force and the class sentences present."""
+    work = published[0]
+    card = DatasetCard.load(work / "hub" / "README.md")
+    data, text = card.data.to_dict(), card.text
+    assert "Flickr caption of each image" not in text and "no person wrote them" in text
+    assert "ImageNet-Captions (MIT)" not in data["license_details"]
+    assert "synthetic, written by imagenet-multimodal" in data["license_details"]
+    assert "imagenet-classes-llm" in data["license_details"] and "Wikipedia" not in data["license_details"]
+    assert "wikipedia" not in data["tags"]
+    assert "999 = toilet paper" in text and "the paper's)" in text  # linear curve
+    sentences = pq.read_table(work / "classes.parquet", columns=["sentences"])["sentences"].to_pylist()
+    one = sum(len(s) == 1 for s in sentences)
+    assert one and f"{1000 - one:,} classes here have 2–10, {one} have 1 (no second sentence" in text
+
+    real = tmp_path / "real"
+    shutil.copytree(work, real, ignore=shutil.ignore_patterns("hub", "hub-model"))
+    stats = json.loads((real / "prepare_stats.json").read_text())
+    (real / "prepare_stats.json").write_text(json.dumps({**stats, "synthetic": False}))
+    scores = json.loads((real / "score_stats.json").read_text())
+    (real / "score_stats.json").write_text(json.dumps({**scores, "curve": "rank"}))
+    run_publish(PublishOptions(work=real, repo_id="someone/imagenet-multimodal"))
+    card = DatasetCard.load(real / "hub" / "README.md")
+    data, text = card.data.to_dict(), card.text
+    assert "the Flickr caption of each image (from ImageNet-Captions)" in text
+    assert "ImageNet-Captions (MIT)" in data["license_details"] and "synthetic" not in data["tags"]
+    assert "Synthetic demo sample" not in text and "curve `rank`" in text
 
 
 def test_config_names_default_first(published):
