@@ -9,6 +9,7 @@ half-written checkpoint. ``options`` is a :class:`imagenet_multimodal.train.Trai
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 
-from .io import InputError, read_json, write_json
+from .io import InputError, file_sha256, read_json, write_json
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -71,8 +72,22 @@ def save_best(accelerator: Accelerator, model, options) -> None:
 
 
 def run_key(options) -> dict:
-    """The options that decide what is trained (a checkpoint or finished run must match them)."""
-    return {k: v for k, v in options.to_json().items() if k not in RUN_ONLY_OPTIONS}
+    """What decides what is trained: the options and the content of the inputs (a checkpoint or a
+    finished run must match both, so a rerun of ``prepare`` that changed the pairs retrains)."""
+    key = {k: v for k, v in options.to_json().items() if k not in RUN_ONLY_OPTIONS}
+    return key | {"inputs": input_digest(options.work)}
+
+
+def input_digest(work: Path) -> str:
+    """SHA-256 over the training inputs in ``work``: ``pairs/*.parquet``, ``captions.parquet`` (the
+    test captions) and ``classes.parquet`` (label names), those present; file hashes are remembered
+    while a file is unchanged (:func:`io.file_sha256`)."""
+    files = sorted(Path(work, "pairs").glob("*.parquet"))
+    files += [path for path in (Path(work, "captions.parquet"), Path(work, "classes.parquet")) if path.exists()]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.relative_to(work).as_posix()}:{file_sha256(path)}\n".encode())
+    return digest.hexdigest()
 
 
 def find_resume(options, accelerator: Accelerator) -> Path | None:
@@ -93,8 +108,8 @@ def find_resume(options, accelerator: Accelerator) -> Path | None:
         raise InputError(f"--resume {path}: not a checkpoint folder (no trainer_state.json)")
     if path is not None and read_json(path / "trainer_state.json").get("options") != run_key(options):
         if options.resume != "auto":
-            raise InputError(f"--resume {path}: the checkpoint was made with other training options")
-        logger.warning("train: %s was made with other options; starting afresh", path)
+            raise InputError(f"--resume {path}: the checkpoint was made with other training options or inputs")
+        logger.warning("train: %s was made with other options or inputs; starting afresh", path)
         path = None
     if path is None and folder.exists():
         accelerator.wait_for_everyone()

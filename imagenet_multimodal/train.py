@@ -54,6 +54,8 @@ from .model import (
 from .options import build_parser
 
 logger = get_logger(__name__, log_level="INFO")
+# before the Accelerator exists, Accelerate's logger refuses to log: plain logging then
+_early_log = logging.getLogger(__name__)
 
 BEST_METRICS = {  # name -> (section, key, higher is better)
     "pairs_top1": ("pairs", "top1", True),
@@ -310,7 +312,12 @@ def _finished_run(options: TrainOptions) -> dict | None:
         return None
     metrics = read_json(path)
     same = {k: v for k, v in metrics.get("options", {}).items() if k not in RUN_ONLY_OPTIONS}
-    return metrics if metrics.get("finished") and same == run_key(options) else None
+    same["inputs"] = metrics.get("inputs")
+    if metrics.get("finished") and same == run_key(options):
+        return metrics
+    if metrics.get("finished"):
+        _early_log.info("train: %s was made with other options or other inputs; training again", path)
+    return None
 
 
 def _summary(job: SimpleNamespace) -> None:
@@ -384,7 +391,8 @@ def _compile_backend(accelerator: Accelerator) -> str:
 
 def _metrics(job: SimpleNamespace, state: dict) -> dict:
     data = job.data
-    return {"options": job.options.to_json(), "world_size": job.accelerator.num_processes,
+    return {"options": job.options.to_json(), "inputs": run_key(job.options)["inputs"],
+            "world_size": job.accelerator.num_processes,
             "mixed_precision": job.accelerator.mixed_precision, "torch_compile": _compile_backend(job.accelerator),
             "encoder": job.encoder,
             "synthetic_data": pairs.synthetic_source(job.options.work),
@@ -403,7 +411,7 @@ def run(options: TrainOptions) -> dict:
     """
     finished = _finished_run(options)
     if finished is not None:
-        logger.info("train: %s already holds a finished run with these options", options.output)
+        _early_log.info("train: %s already holds a finished run with these options and inputs", options.output)
         return finished
     job = setup(options)
     accelerator = job.accelerator

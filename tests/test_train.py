@@ -106,6 +106,23 @@ def test_auto_resume_continues_and_other_options_start_afresh(work, encoder):
     assert not other["finished"] and steps == ["step-00000003"]
 
 
+def test_changed_inputs_train_again(work, encoder):
+    """A finished run or a checkpoint is reused only for the same options and the same inputs:
+    after `prepare` rewrote the pairs (say, another split), train trains again."""
+    common = ["--epochs", "1", "--output", str(work / "inputs")]
+    first = _run(work, encoder, *common)
+    assert _run(work, encoder, *common)["seconds"] == first["seconds"]  # unchanged: reused
+    shard = sorted((work / "pairs").glob("train-*.parquet"))[0]
+    table = pq.read_table(shard)
+    pq.write_table(table.slice(1), shard)  # one pair fewer
+    again = _run(work, encoder, *common)
+    assert again["inputs"] != first["inputs"] and again["train_pairs"] == first["train_pairs"] - 1
+    _run(work, encoder, *common, "--epochs", "2", "--stop-after-steps", "3")
+    pq.write_table(table, shard)  # the checkpoint's inputs are gone again: it cannot be resumed
+    with pytest.raises(InputError, match="made with other training options or inputs"):
+        _run(work, encoder, *common, "--epochs", "2", "--resume", "latest")
+
+
 def test_cross_fitting_leaves_a_fold_out(work, encoder):
     argv = ["--work", str(work), "--encoder", str(encoder), *FAST, "--epochs", "1", "--folds", "2",
             "--fold", "0", "--output", str(work / "fold0")]
@@ -116,6 +133,20 @@ def test_cross_fitting_leaves_a_fold_out(work, encoder):
 
 @pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
                     reason="accelerate launcher not found")
+def test_rerun_in_a_fresh_process_skips_the_finished_run(work, encoder):
+    """The skip is decided before any Accelerator exists (Accelerate's logger refuses to log then)."""
+    command = [str(Path(sys.executable).parent / "imagenet-multimodal"), "train", "--work", str(work),
+               "--encoder", str(encoder), *FAST, "--epochs", "1"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    weights = (work / "model" / "model.safetensors").read_bytes()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "already holds a finished run" in again.stderr
+    assert (work / "model" / "model.safetensors").read_bytes() == weights
+
+
 def test_two_cpu_processes_cooperate(work, encoder):
     launcher = str(Path(sys.executable).parent / "accelerate")
     out = work / "dist"
