@@ -92,3 +92,15 @@ def require_file(path: str | os.PathLike, *, made_by: str) -> Path:
     if not path.exists():
         raise InputError(f"{path} does not exist: run `imagenet-multimodal {made_by}` first")
     return path
+
+
+def digest_table(table, columns) -> str:
+    """A short content digest (BLAKE2b, 8 bytes) of ``columns`` of an Arrow ``table``."""
+    digest = hashlib.blake2b(digest_size=8)
+    for name in columns:
+        for chunk in table[name].chunks:
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(buffer)
+    return digest.hexdigest()
+

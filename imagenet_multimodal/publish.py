@@ -42,7 +42,7 @@ import yaml
 from datasets.info import DatasetInfo
 
 from . import schema
-from .io import InputError, atomic_path, read_json, require_file
+from .io import InputError, atomic_path, digest_table, file_sha256, read_json, require_file
 from .options import parse_options
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,24 @@ def read_scores(work: Path) -> tuple[pa.Table, dict[str, Any]]:
     missing = [f.name for f in schema.SCORE_SCHEMA if f.name not in scores.column_names]
     if missing:
         raise InputError(f"{path}: missing columns {missing}; expected {schema.SCORE_SCHEMA.names}")
+    _check_scores_current(work, stats)
     return scores.select(schema.SCORE_SCHEMA.names).cast(schema.SCORE_SCHEMA), stats
+
+
+def _check_scores_current(work: Path, stats: dict[str, Any]) -> None:
+    """The scores must come from the captions (text, class, split) and the model now in ``work``:
+    after a rerun of ``prepare`` or ``train`` they are stale, and publishing them would mix runs."""
+    fingerprint = stats.get("fingerprint") or {}
+    captions = pq.read_table(work / "captions.parquet", columns=list(schema.SCORED_CAPTION_COLUMNS))
+    captions = captions.filter(pc.is_in(captions["role"], pa.array(["train", "test"])))
+    rerun = f"rerun `imagenet-multimodal score --work {work}`"
+    if fingerprint.get("captions") != digest_table(captions, schema.SCORED_CAPTION_COLUMNS):
+        raise InputError(f"{work / 'scores.parquet'}: made from another captions.parquet (prepare ran again "
+                         f"since score, or the scores were not made by `score`); {rerun}")
+    model = Path(stats.get("model_path") or work / "model") / "model.safetensors"
+    if model.exists() and fingerprint.get("model") != file_sha256(model):
+        raise InputError(f"{work / 'scores.parquet'}: made with another model than {model} (train ran again "
+                         f"since score); {rerun}")
 
 
 def caption_tables(work: Path, *, with_class_text: bool = False) -> dict[str, pa.Table]:

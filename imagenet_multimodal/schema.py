@@ -17,6 +17,9 @@ HUB_REPO_ID = "imagenet-multimodal/imagenet-multimodal"
 CONFIGS = ("filtered", "captions", "classes", "pairs")
 IMAGE_CONFIGS = {"images-filtered": "filtered", "images-captioned": "captions"}
 
+# the captions.parquet columns the scores depend on (score_stats.json's fingerprint digests them)
+SCORED_CAPTION_COLUMNS = ("record", "label", "text", "role")
+
 # scores.parquet, one row per eligible caption (stage `score`); `record` joins it to captions.parquet
 SCORE_SCHEMA = pa.schema(
     [

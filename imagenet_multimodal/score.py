@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +35,9 @@ import torch
 
 from . import relevance as rules
 from .classes import NUM_CLASSES, read_class_table
-from .io import InputError, file_sha256, read_json, require_file, write_json, write_parquet
+from .io import InputError, digest_table, file_sha256, read_json, require_file, write_json, write_parquet
 from .options import as_path, parse_options
-from .schema import SCORE_SCHEMA
+from .schema import SCORE_SCHEMA, SCORED_CAPTION_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -135,13 +134,9 @@ def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, acce
 
 
 def _digest_table(table: pa.Table) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    for name in ("record", "label", "text"):
-        for chunk in table[name].chunks:
-            for buffer in chunk.buffers():
-                if buffer is not None:
-                    digest.update(buffer)
-    return digest.hexdigest()
+    """What the scores depend on besides the model: each caption's text, class and role (the split
+    decides which model scores it out of fold)."""
+    return digest_table(table, SCORED_CAPTION_COLUMNS)
 
 
 def fold_models(options: ScoreOptions) -> list[Path]:
@@ -354,7 +349,8 @@ def _finish(options: ScoreOptions, captions: pa.Table, classes: pa.Table,
     table = _scores_table(captions, published, reasons, relevance, extra, options)
     write_parquet(table, work / "scores.parquet", row_group_size=65_536)
     counts = {reason or "kept": int(n) for reason, n in zip(*np.unique(reasons, return_counts=True))}
-    stats = {"fingerprint": fingerprint, "low": options.low, "high": options.high, "curve": options.curve,
+    stats = {"fingerprint": fingerprint, "model_path": str(options.model),
+             "low": options.low, "high": options.high, "curve": options.curve,
              "mode": options.mode, "method": options.published, "folds": options.folds,
              "captions": len(reasons), "reasons": counts,
              "p_correct_histogram": {name: _histogram(p["p_correct"]) for name, p in signals.items()},

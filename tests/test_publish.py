@@ -162,6 +162,22 @@ def test_publish_without_scores_is_a_clear_error(work, tmp_path):
     assert not (work / "hub").exists()
 
 
+def test_stale_scores_are_refused(work, tmp_path):
+    """Scores made before prepare ran again (another split) would publish train captions as held-out."""
+    write_sample(tmp_path / "s.json", records=200, classes=4, seed=0)
+    run_prepare(PrepareOptions(work=work, captions=tmp_path / "s.json"))
+    write_fake_scores(work)
+    run_publish(PublishOptions(work=work))  # current: accepted
+    run_prepare(PrepareOptions(work=work, captions=tmp_path / "s.json", seed=7))
+    with pytest.raises(InputError, match=r"scores\.parquet: made from another captions\.parquet.*rerun `imagenet"):
+        run_publish(PublishOptions(work=work))
+    write_fake_scores(work)
+    (work / "model").mkdir()
+    (work / "model" / "model.safetensors").write_bytes(b"weights of a newer training run")
+    with pytest.raises(InputError, match=r"made with another model than .*model\.safetensors"):
+        run_publish(PublishOptions(work=work))
+
+
 def test_shards_and_row_groups_respect_limits(published, tmp_path):
     table = pq.read_table(published[0] / "hub" / "data" / "captions" / "train-00000-of-00001.parquet")
     rows = write_split([table], tmp_path, "train", max_shard_bytes=table.nbytes // 3,
