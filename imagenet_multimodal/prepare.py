@@ -253,6 +253,16 @@ def _fingerprint(options: PrepareOptions, captions_path: Path, classes_path: Pat
     }
 
 
+def _output_digests(work: Path) -> dict[str, str] | None:
+    """SHA-256 of every output (``captions.parquet``, ``pairs/*``): a rerun skips only when they are
+    the files this run wrote (a killed rerun with other options can leave a new captions.parquet
+    beside old pairs); ``None`` when any is missing."""
+    files = [work / "captions.parquet", *sorted((work / "pairs").glob("*"))]
+    if not (work / "pairs").is_dir() or not all(path.is_file() for path in files):
+        return None
+    return {path.relative_to(work).as_posix(): file_sha256(path) for path in files}
+
+
 def _is_synthetic(captions_path: Path, marked_records: int) -> bool:
     """A corpus from ``imagenet-multimodal sample``: its records carry the synthetic key, or (older
     samples) its ground-truth side file lies next to it."""
@@ -268,9 +278,11 @@ def run(options: PrepareOptions) -> dict[str, Any]:
     fingerprint = _fingerprint(options, captions_path, work / "classes.parquet")
     if not options.force and stats_path.exists():
         previous = read_json(stats_path)
-        if previous.get("fingerprint") == fingerprint and (work / "pairs").is_dir():
+        if isinstance(previous, dict) and previous.get("fingerprint") == fingerprint \
+                and previous.get("outputs") == _output_digests(work):
             logger.info("prepare: up to date (%s); --force redoes it", stats_path)
             return previous
+        logger.info("prepare: %s does not match these inputs, options and outputs; preparing again", stats_path)
 
     known = dict(zip(classes["wnid"].to_pylist(), classes["label"].to_pylist()))
     logger.info("prepare: reading %s", captions_path)
@@ -290,6 +302,7 @@ def run(options: PrepareOptions) -> dict[str, Any]:
 
     stats = summarize(table, classes, num_records=num_records, pairs=pairs)
     stats.update(train_size=train_size, captions_file=str(captions_path), fingerprint=fingerprint,
+                 outputs=_output_digests(work),
                  synthetic=_is_synthetic(captions_path, counts["synthetic_records"]),
                  synthetic_records=counts["synthetic_records"])
     plot_captions_per_class(np.asarray(stats["per_class_eligible"]), work / "captions_per_class.png")

@@ -183,6 +183,31 @@ def test_rerun_skips_and_changed_options_redo(work, tmp_path, caplog):
     assert not list(work.glob(".*.tmp")), "no temporary files left behind"
 
 
+def test_outputs_that_are_not_this_runs_are_redone(work, tmp_path):
+    """A rerun trusts prepare_stats.json only while the outputs are the files it describes: a
+    killed rerun with other options can leave a new captions.parquet beside the old pairs."""
+    path = write_captions(tmp_path / "c.json", _good_records({0: 30, 1: 30}))
+    first = run(PrepareOptions(work=work, captions=path, seed=1))
+    stale = pq.read_table(work / "captions.parquet")
+    run(PrepareOptions(work=work, captions=path, seed=2))
+    pq.write_table(stale, work / "captions.parquet")  # seed-1 captions beside seed-2 pairs and stats
+    (work / "prepare_stats.json").write_text(json.dumps(first))
+    again = run(PrepareOptions(work=work, captions=path, seed=1))  # the stats match, the pairs do not: redone
+    roles = dict(zip(*pq.read_table(work / "captions.parquet", columns=["image_id", "role"]).to_pydict().values()))
+    train_pairs = pq.read_table(sorted((work / "pairs").glob("train-*"))[0], columns=["image_id"])
+    assert {roles[i] for i in train_pairs["image_id"].to_pylist()} == {"train"}
+    for damage in ("captions", "pairs"):
+        if damage == "captions":
+            (work / "captions.parquet").unlink()
+        else:
+            for shard in (work / "pairs").glob("*"):
+                shard.unlink()
+        redone = run(PrepareOptions(work=work, captions=path, seed=1))
+        assert redone["outputs"] == again["outputs"] and (work / "captions.parquet").exists()
+    (work / "prepare_stats.json").write_text("[1]")  # not an object: redone, not a crash
+    assert run(PrepareOptions(work=work, captions=path, seed=1))["outputs"] == again["outputs"]
+
+
 def test_missing_class_table_is_a_clear_error(tmp_path):
     path = write_captions(tmp_path / "c.json", _good_records({0: 3}))
     code = cli_main(["prepare", "--work", str(tmp_path / "empty"), "--captions", str(path)])
