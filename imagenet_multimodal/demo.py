@@ -63,6 +63,17 @@ def _stage(name: str, timings: dict[str, float]):
     return Timer()
 
 
+def _sample_options(truth: Path) -> dict[str, int] | None:
+    """records, classes and seed of the sample whose truth file is ``truth`` (None: no usable file)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(truth).metadata or {}
+        return {key: int(meta[key.encode()]) for key in ("records", "classes", "seed")}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def run(options: DemoOptions) -> dict[str, Any]:
     """Run every stage into ``options.work`` and return the summary (also ``WORK/demo_summary.json``)."""
     from . import classes, prepare, publish, report, sample, score, train
@@ -70,8 +81,9 @@ def run(options: DemoOptions) -> dict[str, Any]:
     work, timings = options.work, {}
     captions = work / "sample_captions.json"
     with _stage("sample", timings):
-        if not (captions.exists() and sample.truth_path(captions).exists()):
-            sample.write_sample(captions, records=options.records, classes=options.classes, seed=options.seed)
+        wanted = {"records": options.records, "classes": options.classes, "seed": options.seed}
+        if _sample_options(sample.truth_path(captions)) != wanted or not captions.exists():
+            sample.write_sample(captions, **wanted)
     with _stage("classes", timings):
         if not (work / "classes.parquet").exists():
             classes.run(classes.ClassesOptions(work=work, source="offline"))

@@ -88,3 +88,16 @@ def test_report_renders_in_headless_chromium(demo, tmp_path):
     assert image.size == (1200, 1800) and len(colours) > 50  # figures, not a blank page
     if target := os.environ.get("IMAGENET_MULTIMODAL_SCREENSHOT"):
         shutil.copy(shot, target)
+
+
+def test_demo_sample_is_rewritten_when_its_options_change(tmp_path):
+    """The demo reuses its sample only if records, classes and seed are the ones asked for."""
+    from imagenet_multimodal.demo import _sample_options
+    from imagenet_multimodal.sample import truth_path, write_sample
+
+    out = tmp_path / "sample_captions.json"
+    assert _sample_options(truth_path(out)) is None
+    write_sample(out, records=300, classes=5, seed=3)
+    assert _sample_options(truth_path(out)) == {"records": 300, "classes": 5, "seed": 3}
+    truth_path(out).write_bytes(b"damaged")
+    assert _sample_options(truth_path(out)) is None
