@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import hashlib
 import os
 import shutil
@@ -32,10 +33,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     Works for files and folders alike: whatever the block creates at the temporary path
-    replaces ``path`` (an existing folder at ``path`` is removed first).
+    replaces ``path`` (an existing folder at ``path`` is removed first). Temporary paths of
+    ``path`` that a killed process left behind (``.NAME.*.tmp``) are removed first: at full scale
+    a half-written ``pairs`` folder holds gigabytes. One process writes a given path at a time.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     tmp.rmdir()  # the block creates a file or a folder here
     try:

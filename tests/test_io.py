@@ -1,0 +1,39 @@
+"""Atomic writes: nothing half-written is ever seen, and what a killed writer left is cleaned."""
+
+from __future__ import annotations
+
+import pytest
+
+from imagenet_multimodal.io import InputError, atomic_path, read_json, write_json
+
+
+def test_a_failed_block_leaves_the_old_content_and_no_temporary(tmp_path):
+    target = tmp_path / "stats.json"
+    write_json({"a": 1}, target)
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert read_json(target) == {"a": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json"]
+
+
+def test_what_a_killed_writer_left_is_removed_on_the_next_write(tmp_path):
+    folder = tmp_path / "pairs"
+    left = [tmp_path / ".pairs.abc123.tmp", tmp_path / ".pairs.x.tmp"]  # a folder and a file
+    (left[0] / "sub").mkdir(parents=True)
+    (left[0] / "sub" / "train-00000.parquet").write_bytes(b"x" * 1000)
+    left[1].write_bytes(b"partial")
+    other = tmp_path / ".pairs-old.zz.tmp"  # another target's temporary: not ours to remove
+    other.write_bytes(b"keep")
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / "train-00000.parquet").write_bytes(b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".pairs-old.zz.tmp", "pairs"]
+    assert (folder / "train-00000.parquet").read_bytes() == b"new"
+
+
+def test_broken_json_names_the_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(InputError, match=r"broken\.json: not valid JSON"):
+        read_json(path)
