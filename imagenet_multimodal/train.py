@@ -352,6 +352,8 @@ def _accelerator(options: TrainOptions) -> Accelerator:
 
 def setup(options: TrainOptions) -> SimpleNamespace:
     """Accelerator, tokenizer, data, model, optimiser, scheduler and loaders, all prepared."""
+    for split in ("train", "test"):  # before the encoder, which may mean a download
+        pairs.pair_files(options.work, split)
     accelerator = _accelerator(options)
     encoder = resolve_encoder(options.encoder)
     tokenizer = load_tokenizer(encoder)

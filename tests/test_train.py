@@ -210,6 +210,9 @@ def test_empty_and_missing_pairs(work, encoder, tmp_path):
         _run(work, encoder)
     with pytest.raises(InputError, match="pairs does not exist"):
         _run(tmp_path / "nowhere", encoder)
+    # checked before the encoder is resolved (a hub name would mean a download, here a refusal)
+    with pytest.raises(InputError, match="pairs does not exist"):
+        train.run(train.parse_args(["--work", str(tmp_path / "nowhere"), "--encoder", "no-such-org/no-model"]))
 
 
 def test_encoder_without_tokenizer(work, encoder, tmp_path):
