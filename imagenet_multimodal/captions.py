@@ -55,8 +55,9 @@ def _iter_json_list(handle: BinaryIO, label: str) -> Iterator[Any]:
     head = handle.peek(4096).lstrip()[:1]
     if not head:
         raise InputError(f"{label}: the file is empty; expected a JSON list of caption records")
-    if head == b"{":
-        raise InputError(f"{label}: expected a JSON list of caption records, got an object")
+    if head != b"[":
+        got = "an object" if head == b"{" else f"a JSON value starting with {head.decode(errors='replace')!r}"
+        raise InputError(f"{label}: expected a JSON list of caption records, got {got}")
     count = 0
     try:
         for item in ijson.items(handle, "item", use_float=True):

@@ -274,6 +274,9 @@ def run(options: PrepareOptions) -> dict[str, Any]:
     work = options.work
     classes = read_class_table(work)
     captions_path = options.captions or cap.download_captions(options.cache)
+    if not Path(captions_path).is_file():
+        raise InputError(f"--captions {captions_path}: no such file; expected the ImageNet-Captions records "
+                         "(imagenet_captions.json, a .zip holding it, or .jsonl)")
     stats_path = work / "prepare_stats.json"
     fingerprint = _fingerprint(options, captions_path, work / "classes.parquet")
     if not options.force and stats_path.exists():

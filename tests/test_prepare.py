@@ -89,12 +89,18 @@ def test_truncated_file_names_position(work, tmp_path):
         run(PrepareOptions(work=work, captions=path))
 
 
-@pytest.mark.parametrize("content", [b"", b"  \n", b'{"filename": "x"}', b"not json at all"])
+@pytest.mark.parametrize("content", [b"", b"  \n", b'{"filename": "x"}', b"not json at all", b"5", b'"abc"'])
 def test_empty_or_not_a_list(work, tmp_path, content):
     path = tmp_path / "c.json"
     path.write_bytes(content)
     with pytest.raises(InputError, match=r"c\.json: (the file is empty|expected a JSON list|not valid JSON)"):
         run(PrepareOptions(work=work, captions=path))
+
+
+def test_missing_captions_file_is_named(work, tmp_path):
+    for path in (tmp_path / "nofile.json", tmp_path):  # missing, and a folder
+        with pytest.raises(InputError, match=rf"--captions {path}: no such file; expected the ImageNet-Captions"):
+            run(PrepareOptions(work=work, captions=path))
 
 
 def test_zip_without_json(work, tmp_path):
