@@ -42,7 +42,7 @@ import pyarrow.csv
 import pyarrow.json
 import pyarrow.parquet as pq
 
-from .io import InputError, write_parquet
+from .io import InputError, read_parquet, write_parquet
 from .options import as_path, parse_options
 from .text import choose_sentences
 
@@ -234,7 +234,7 @@ def read_class_table(work: str | Path) -> pa.Table:
     path = Path(work) / "classes.parquet"
     if not path.exists():
         raise InputError(f"{path} does not exist: run `imagenet-multimodal classes --work {work}` first")
-    table = pq.read_table(path)
+    table = read_parquet(path, made_by=f"classes --work {work}")
     missing = set(CLASS_SCHEMA.names) - set(table.column_names)
     if missing or table.num_rows != NUM_CLASSES:
         raise InputError(

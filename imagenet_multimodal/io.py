@@ -102,6 +102,22 @@ def require_file(path: str | os.PathLike, *, made_by: str) -> Path:
     return path
 
 
+def read_parquet(path: str | os.PathLike, *, columns=None, made_by: str | None = None) -> pa.Table:
+    """Read a Parquet file (``columns`` only, when given). A missing file (naming the stage that
+    makes it, ``made_by``), an unreadable one or a missing column is an :class:`InputError`
+    naming the file and what was expected."""
+    path = require_file(path, made_by=made_by) if made_by else Path(path)
+    rerun = f"; rerun `imagenet-multimodal {made_by}`" if made_by else ""
+    try:
+        names = pq.read_schema(path).names
+        missing = [name for name in columns or () if name not in names]
+        if missing:
+            raise InputError(f"{path}: expected columns {list(columns)}, missing {missing}{rerun}")
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"{path}: cannot read as Parquet ({err}){rerun}") from err
+
+
 def digest_table(table, columns) -> str:
     """A short content digest (BLAKE2b, 8 bytes) of ``columns`` of an Arrow ``table``."""
     digest = hashlib.blake2b(digest_size=8)

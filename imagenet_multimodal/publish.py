@@ -42,7 +42,7 @@ import yaml
 from datasets.info import DatasetInfo
 
 from . import schema
-from .io import InputError, atomic_path, digest_table, file_sha256, read_json, require_file
+from .io import InputError, atomic_path, digest_table, file_sha256, read_json, read_parquet, require_file
 from .options import parse_options
 
 logger = logging.getLogger(__name__)
@@ -55,10 +55,7 @@ def read_scores(work: Path) -> tuple[pa.Table, dict[str, Any]]:
     """``scores.parquet`` and ``score_stats.json``, checked against :data:`schema.SCORE_SCHEMA`."""
     path = require_file(work / "scores.parquet", made_by=f"score --work {work}")
     stats = read_json(require_file(work / "score_stats.json", made_by=f"score --work {work}"))
-    scores = pq.read_table(path)
-    missing = [f.name for f in schema.SCORE_SCHEMA if f.name not in scores.column_names]
-    if missing:
-        raise InputError(f"{path}: missing columns {missing}; expected {schema.SCORE_SCHEMA.names}")
+    scores = read_parquet(path, columns=schema.SCORE_SCHEMA.names, made_by=f"score --work {work}")
     _check_scores_current(work, stats)
     return scores.select(schema.SCORE_SCHEMA.names).cast(schema.SCORE_SCHEMA), stats
 
@@ -67,7 +64,8 @@ def _check_scores_current(work: Path, stats: dict[str, Any]) -> None:
     """The scores must come from the captions (text, class, split) and the model now in ``work``:
     after a rerun of ``prepare`` or ``train`` they are stale, and publishing them would mix runs."""
     fingerprint = stats.get("fingerprint") or {}
-    captions = pq.read_table(work / "captions.parquet", columns=list(schema.SCORED_CAPTION_COLUMNS))
+    captions = read_parquet(work / "captions.parquet", columns=list(schema.SCORED_CAPTION_COLUMNS),
+                            made_by=f"prepare --work {work}")
     captions = captions.filter(pc.is_in(captions["role"], pa.array(["train", "test"])))
     rerun = f"rerun `imagenet-multimodal score --work {work}`"
     if fingerprint.get("captions") != digest_table(captions, schema.SCORED_CAPTION_COLUMNS):
@@ -81,8 +79,8 @@ def _check_scores_current(work: Path, stats: dict[str, Any]) -> None:
 
 def caption_tables(work: Path, *, with_class_text: bool = False) -> dict[str, pa.Table]:
     """The ``captions`` config (every input record with its score) and ``filtered`` (kept captions)."""
-    captions = pq.read_table(require_file(work / "captions.parquet", made_by=f"prepare --work {work}"))
-    classes = pq.read_table(require_file(work / "classes.parquet", made_by=f"classes --work {work}"))
+    captions = read_parquet(work / "captions.parquet", made_by=f"prepare --work {work}")
+    classes = read_parquet(work / "classes.parquet", made_by=f"classes --work {work}")
     scores, _ = read_scores(work)
     scores = scores.drop_columns(["image_id", "label", "top5"])
     joined = _attach_scores(captions, scores)
@@ -129,7 +127,7 @@ def cast_to(table: pa.Table, features: datasets.Features) -> pa.Table:
 
 def classes_table(work: Path) -> pa.Table:
     """The ``classes`` config."""
-    classes = pq.read_table(require_file(work / "classes.parquet", made_by=f"classes --work {work}"))
+    classes = read_parquet(work / "classes.parquet", made_by=f"classes --work {work}")
     return cast_to(classes, schema.features("classes"))
 
 
@@ -140,7 +138,7 @@ def pair_tables(work: Path, split: str) -> Iterable[pa.Table]:
     if not shards:
         raise InputError(f"{folder}: no {split}-*.parquet shards; run `imagenet-multimodal prepare` first")
     for shard in shards:
-        yield cast_to(pq.read_table(shard), schema.features("pairs"))
+        yield cast_to(read_parquet(shard, made_by=f"prepare --work {work}"), schema.features("pairs"))
 
 
 def write_split(tables: Iterable[pa.Table], folder: Path, split: str, *,
@@ -248,7 +246,8 @@ def card_values(work: Path, counts: dict[str, dict[str, int]], repo_id: str) -> 
     """The numbers the card quotes, all read from the work folder's own statistics."""
     prepare = read_json(require_file(work / "prepare_stats.json", made_by=f"prepare --work {work}"))
     _, scores = read_scores(work)
-    class_table = pq.read_table(work / "classes.parquet", columns=["text_source", "sentences"])
+    class_table = read_parquet(work / "classes.parquet", columns=["text_source", "sentences"],
+                               made_by=f"classes --work {work}")
     sources = pc.value_counts(class_table["text_source"]).to_pylist()
     source_lines = "\n".join(f"| `{row['values']}` | {row['counts']} |" for row in sources)
     synthetic = bool(prepare.get("synthetic"))

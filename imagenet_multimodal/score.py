@@ -35,7 +35,7 @@ import torch
 
 from . import relevance as rules
 from .classes import NUM_CLASSES, read_class_table
-from .io import InputError, digest_table, file_sha256, read_json, require_file, write_json, write_parquet
+from .io import InputError, digest_table, file_sha256, read_json, read_parquet, require_file, write_json, write_parquet
 from .options import as_path, parse_options
 from .schema import SCORE_SCHEMA, SCORED_CAPTION_COLUMNS
 
@@ -97,7 +97,8 @@ def load_model(folder: Path, *, device: torch.device):
 def eligible_captions(work: Path) -> pa.Table:
     """record, image_id, label, text of the captions with role train or test."""
     path = require_file(work / "captions.parquet", made_by=f"prepare --work {work}")
-    table = pq.read_table(path, columns=["record", "image_id", "label", "text", "role"])
+    table = read_parquet(path, columns=["record", "image_id", "label", "text", "role"],
+                         made_by=f"prepare --work {work}")
     table = table.filter(pc.is_in(table["role"], pa.array(["train", "test"])))
     if table.num_rows == 0:
         raise InputError(f"{path}: no eligible captions to score")
@@ -119,8 +120,11 @@ def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, acce
     key = f"{file_sha256(folder / 'model.safetensors')[:24]}-{_digest_table(captions)}"
     path = cache / f"{key}.parquet"
     if path.exists():
-        cached = pq.read_table(path)
-        return {name: cached[name].to_numpy() for name in cached.column_names}
+        try:
+            cached = pq.read_table(path)
+            return {name: cached[name].to_numpy() for name in cached.column_names}
+        except (pa.ArrowException, OSError) as err:  # a damaged cache is recomputed, not trusted
+            logger.warning("score: the cache file %s is unreadable (%s); scoring again", path, err)
     model, tokenizer = load_model(folder, device=accelerator.device)
     max_length = read_json(folder / "metrics.json").get("options", {}).get("max_length", 128) \
         if (folder / "metrics.json").exists() else 128
@@ -215,7 +219,10 @@ def read_truth(options: ScoreOptions) -> pa.Table | None:
         raise InputError(f"--truth {path}: no such file")
     import pyarrow.csv
 
-    table = pyarrow.csv.read_csv(path) if path.suffix.lower() == ".csv" else pq.read_table(path)
+    try:
+        table = pyarrow.csv.read_csv(path) if path.suffix.lower() == ".csv" else pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(f"--truth {path}: cannot read it as {path.suffix.lstrip('.') or 'Parquet'} ({err})") from err
     if not {"image_id", "relevant"} <= set(table.column_names):
         raise InputError(f"{path}: expected columns image_id and relevant, found {table.column_names}")
     return table.select(["image_id", "relevant"]).cast(pa.schema([("image_id", pa.string()), ("relevant", pa.bool_())]))

@@ -37,3 +37,23 @@ def test_broken_json_names_the_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(InputError, match=r"broken\.json: not valid JSON"):
         read_json(path)
+
+
+def test_read_parquet_names_the_file_and_what_was_expected(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from imagenet_multimodal.io import read_parquet
+
+    good = tmp_path / "captions.parquet"
+    pq.write_table(pa.table({"record": [0, 1], "label": [3, 4]}), good)
+    assert read_parquet(good, columns=["label"]).column_names == ["label"]
+    with pytest.raises(InputError, match=r"captions\.parquet: expected columns \['record', 'text'\], missing \['text'\]"
+                                         r"; rerun `imagenet-multimodal prepare --work W`"):
+        read_parquet(good, columns=["record", "text"], made_by="prepare --work W")
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match=r"broken\.parquet: cannot read as Parquet"):
+        read_parquet(broken)
+    with pytest.raises(InputError, match=r"missing\.parquet does not exist: run `imagenet-multimodal score"):
+        read_parquet(tmp_path / "missing.parquet", made_by="score --work W")
