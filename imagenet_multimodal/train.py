@@ -453,11 +453,17 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainOptions:
                         "(e.g. model/train_config.json); command-line flags override it")
     known, _ = parser.parse_known_args(argv)
     if known.config is not None:
+        if not known.config.is_file():
+            raise InputError(f"--config {known.config}: no such file; expected a JSON object of train options")
         config = read_json(known.config)
-        fields = {f.name for f in dataclasses.fields(TrainOptions)} - {"work"}
-        unknown = sorted(set(config) - fields) if isinstance(config, dict) else ["(not an object)"]
+        fields = {f.name: f for f in dataclasses.fields(TrainOptions) if f.name != "work"}
+        unknown = sorted(set(config) - set(fields)) if isinstance(config, dict) else ["(not an object)"]
         if unknown:
             raise InputError(f"{known.config}: unknown options {unknown}; expected some of {sorted(fields)}")
+        for name, value in config.items():  # argparse checks the choices of flags, not of defaults
+            choices = fields[name].metadata.get("choices")
+            if choices and value not in choices:
+                raise InputError(f"{known.config}: option {name!r}: expected one of {choices}, got {value!r}")
         parser.set_defaults(**config)
     namespace = vars(parser.parse_args(argv))
     namespace.pop("config")

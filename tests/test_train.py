@@ -231,6 +231,11 @@ def test_bad_options_and_config(tmp_path):
     bad.write_text('{"epochs": 2, "learning_rat": 1}')
     with pytest.raises(InputError, match="learning_rat"):
         train.parse_args(["--work", str(tmp_path), "--config", str(bad)])
+    bad.write_text('{"loss": "bogus"}')
+    with pytest.raises(InputError, match=r"bad\.json: option 'loss': expected one of \['sigmoid', 'softmax'\]"):
+        train.parse_args(["--work", str(tmp_path), "--config", str(bad)])
+    with pytest.raises(InputError, match="--config .*nope.json: no such file"):
+        train.parse_args(["--work", str(tmp_path), "--config", str(tmp_path / "nope.json")])
     if not is_tensorboard_available():
         with pytest.raises(InputError, match="tensorboard"):
             train.parse_args(["--work", str(tmp_path), "--report-to", "tensorboard"])
