@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from .io import InputError
+
 T = TypeVar("T")
 
 
@@ -55,7 +57,14 @@ def build_parser(cls: type, *, prog: str, description: str | None) -> argparse.A
 def parse_options(cls: type[T], argv: Sequence[str] | None, *, prog: str, description: str | None) -> T:
     """Parse ``argv`` into an instance of dataclass ``cls`` (its ``__post_init__`` validates)."""
     namespace = build_parser(cls, prog=prog, description=description).parse_args(argv)
+    check_work(getattr(namespace, "work", None))
     return cls(**vars(namespace))
+
+
+def check_work(work: str | Path | None) -> None:
+    """A ``--work`` that exists must be a folder (a file there would fail later, less clearly)."""
+    if work is not None and Path(work).exists() and not Path(work).is_dir():
+        raise InputError(f"--work {work}: a file, not a folder; expected the work folder")
 
 
 def as_path(value: str | Path | None) -> Path | None:

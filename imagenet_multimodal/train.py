@@ -51,7 +51,7 @@ from .model import (
     save_model_folder,
     weights_digest,
 )
-from .options import build_parser
+from .options import build_parser, check_work
 
 logger = get_logger(__name__, log_level="INFO")
 # before the Accelerator exists, Accelerate's logger refuses to log: plain logging then
@@ -467,6 +467,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainOptions:
         parser.set_defaults(**config)
     namespace = vars(parser.parse_args(argv))
     namespace.pop("config")
+    check_work(namespace["work"])
     return TrainOptions(**namespace)
 
 

@@ -57,3 +57,14 @@ def test_read_parquet_names_the_file_and_what_was_expected(tmp_path):
         read_parquet(broken)
     with pytest.raises(InputError, match=r"missing\.parquet does not exist: run `imagenet-multimodal score"):
         read_parquet(tmp_path / "missing.parquet", made_by="score --work W")
+
+
+def test_work_that_is_a_file_is_refused_by_every_stage(tmp_path, caplog):
+    from imagenet_multimodal.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for stage in (["classes", "--source", "offline"], ["prepare"], ["train"], ["score"], ["publish"], ["report"]):
+        caplog.clear()
+        assert main([stage[0], "--work", str(afile), *stage[1:]]) == 2, stage
+        assert "afile: a file, not a folder; expected the work folder" in caplog.text, stage
