@@ -189,6 +189,9 @@ def read_class_texts(path: str | Path) -> dict[str, ClassText]:
             raise InputError(f"{where} field 'wnid': {wnid} appears twice")
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{where} field 'text': expected a non-empty string, got {text!r}")
+        for name in ("source", "title", "url"):
+            if row.get(name) is not None and not isinstance(row[name], str):
+                raise InputError(f"{where} field {name!r}: expected a string, got {row[name]!r}")
         texts[wnid] = ClassText(
             summary=text.strip(),
             source=row.get("source") or USER_SOURCE,

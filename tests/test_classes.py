@@ -75,6 +75,7 @@ def test_user_class_texts_override(tmp_path, suffix):
         ("wnid,text\nn01440764,a b\nn01440764,c d\n", r"row 1 field 'wnid': n01440764 appears twice"),
         ("wnid,body\nn01440764,hello\n", r"expected columns 'wnid' and 'text'"),
         ('wnid,text\nn01440764,"  "\n', r"row 0 field 'text': expected a non-empty string"),
+        ("wnid,text,source\nn01440764,a fish,7\n", r"row 0 field 'source': expected a string, got 7"),
     ],
 )
 def test_bad_class_texts(tmp_path, content, message):
