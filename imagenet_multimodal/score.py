@@ -225,7 +225,11 @@ def read_truth(options: ScoreOptions) -> pa.Table | None:
         raise InputError(f"--truth {path}: cannot read it as {path.suffix.lstrip('.') or 'Parquet'} ({err})") from err
     if not {"image_id", "relevant"} <= set(table.column_names):
         raise InputError(f"{path}: expected columns image_id and relevant, found {table.column_names}")
-    return table.select(["image_id", "relevant"]).cast(pa.schema([("image_id", pa.string()), ("relevant", pa.bool_())]))
+    try:
+        return table.select(["image_id", "relevant"]).cast(
+            pa.schema([("image_id", pa.string()), ("relevant", pa.bool_())]))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise InputError(f"{path}: expected image_id strings and relevant true/false ({err})") from err
 
 
 def _histogram(values: np.ndarray) -> dict[str, list]:
@@ -323,6 +327,7 @@ def run(options: ScoreOptions) -> dict[str, Any]:
         if previous.get("fingerprint") == fingerprint:
             logger.info("score: up to date (%s); --force recomputes", stats_path)
             return previous
+    truth = read_truth(options)  # checked before the model pass, which can take hours
     class_texts = [" ".join(p for p in (s, d) if p) for s, d in
                    zip(classes["summary"].to_pylist(), classes["description"].to_pylist())]
     accelerator = _accelerator()
@@ -331,14 +336,15 @@ def run(options: ScoreOptions) -> dict[str, Any]:
                                        batch_size=options.batch_size, cache=cache)}
     if options.folds > 1:
         signals["out-of-fold"] = out_of_fold(options, captions, class_texts, accelerator, signals["in-sample"])
-    stats = _finish(options, captions, classes, signals, fingerprint) if accelerator.is_main_process else {}
+    stats = _finish(options, captions, classes, signals, fingerprint, truth) if accelerator.is_main_process else {}
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the process group of a distributed launch
     return stats
 
 
 def _finish(options: ScoreOptions, captions: pa.Table, classes: pa.Table,
-            signals: dict[str, dict[str, np.ndarray]], fingerprint: dict[str, Any]) -> dict[str, Any]:
+            signals: dict[str, dict[str, np.ndarray]], fingerprint: dict[str, Any],
+            truth: pa.Table | None) -> dict[str, Any]:
     """Apply the rule, write scores.parquet, the statistics and (with ground truth) the report."""
     work = options.work
     labels = captions["label"].to_numpy()
@@ -363,7 +369,6 @@ def _finish(options: ScoreOptions, captions: pa.Table, classes: pa.Table,
              "p_correct_histogram": {name: _histogram(p["p_correct"]) for name, p in signals.items()},
              "p_correct_quantiles": {name: np.quantile(p["p_correct"], [0.1, 0.5, 0.9]).round(4).tolist()
                                      for name, p in signals.items()}}
-    truth = read_truth(options)
     report_path = work / "score_report.json"
     report_path.unlink(missing_ok=True)  # a report from an older run never survives a rerun
     if truth is not None:

@@ -146,6 +146,21 @@ def test_no_model_and_wrong_label_count(trained, tmp_path):
         load_model(bad, device=torch.device("cpu"))
 
 
+def test_bad_truth_is_refused_before_the_model_pass(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    truth = tmp_path / "truth.csv"
+    for content, message in (("image_id,relevant\nn01440764_1,maybe\n", "expected image_id strings and relevant"),
+                             ("image_id,other\nx,1\n", "expected columns image_id and relevant")):
+        truth.write_text(content)
+        with pytest.raises(InputError, match=message):
+            run_score(ScoreOptions(work=work, truth=truth))
+    broken = tmp_path / "truth.parquet"
+    broken.write_bytes(b"not parquet")
+    with pytest.raises(InputError, match=r"--truth .*truth\.parquet: cannot read it as parquet"):
+        run_score(ScoreOptions(work=work, truth=broken))
+    assert not (work / "score_cache").exists()  # no model pass was made
+
+
 def test_bad_thresholds():
     with pytest.raises(InputError, match="exceeds"):
         ScoreOptions(work="w", low=0.9, high=0.5)
