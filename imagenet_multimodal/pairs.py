@@ -217,10 +217,10 @@ def tokenize_cached(
             cached = pq.read_table(path)
         except (pa.ArrowException, OSError) as err:  # a damaged cache is rewritten, not trusted
             logger.warning("the token cache %s is unreadable (%s); tokenising again", path, err)
-            cached = None
-        metadata = (cached.schema.metadata or {}) if cached is not None else {}
-        if cached is not None and metadata.get(b"sources") == digest.encode() and cached.num_rows == table.num_rows:
-            return _dataset_from_arrow(cached)
+        else:
+            metadata = cached.schema.metadata or {}
+            if metadata.get(b"sources") == digest.encode() and cached.num_rows == table.num_rows:
+                return _dataset_from_arrow(cached)
     logger.info("tokenising %d %s texts (max_length %d) into %s", table.num_rows, name, max_length, path)
     ids, offsets = tokenize(table.column("text").to_pylist(), tokenizer, max_length=max_length)
     lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(ids))

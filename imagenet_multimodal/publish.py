@@ -42,7 +42,7 @@ import yaml
 from datasets.info import DatasetInfo
 
 from . import schema
-from .io import InputError, atomic_path, digest_table, file_sha256, read_json, read_parquet, require_file
+from .io import InputError, atomic_path, file_sha256, read_json, read_parquet, require_file
 from .options import parse_options
 
 logger = logging.getLogger(__name__)
@@ -51,37 +51,34 @@ MAX_SHARD_BYTES = 500 * 1024**2
 MAX_ROW_GROUP_BYTES = 100 * 1024**2
 
 
-def read_scores(work: Path) -> tuple[pa.Table, dict[str, Any]]:
-    """``scores.parquet`` and ``score_stats.json``, checked against :data:`schema.SCORE_SCHEMA`."""
-    path = require_file(work / "scores.parquet", made_by=f"score --work {work}")
-    stats = read_json(require_file(work / "score_stats.json", made_by=f"score --work {work}"))
-    scores = read_parquet(path, columns=schema.SCORE_SCHEMA.names, made_by=f"score --work {work}")
-    _check_scores_current(work, stats)
-    return scores.select(schema.SCORE_SCHEMA.names).cast(schema.SCORE_SCHEMA), stats
+def read_score_stats(work: Path) -> dict[str, Any]:
+    """``score_stats.json``: thresholds, curve, method and the fingerprint of what was scored."""
+    return read_json(require_file(work / "score_stats.json", made_by=f"score --work {work}"))
 
 
-def _check_scores_current(work: Path, stats: dict[str, Any]) -> None:
-    """The scores must come from the captions (text, class, split) and the model now in ``work``:
-    after a rerun of ``prepare`` or ``train`` they are stale, and publishing them would mix runs."""
+def read_scores(work: Path, captions: pa.Table) -> pa.Table:
+    """``scores.parquet`` in :data:`schema.SCORE_SCHEMA`, checked to come from ``captions`` (the
+    work folder's captions.parquet) and the model now in ``work``: after a rerun of ``prepare`` or
+    ``train`` the scores are stale, and publishing them would mix runs."""
+    scores = read_parquet(work / "scores.parquet", columns=schema.SCORE_SCHEMA.names, made_by=f"score --work {work}")
+    stats = read_score_stats(work)
     fingerprint = stats.get("fingerprint") or {}
-    captions = read_parquet(work / "captions.parquet", columns=list(schema.SCORED_CAPTION_COLUMNS),
-                            made_by=f"prepare --work {work}")
-    captions = captions.filter(pc.is_in(captions["role"], pa.array(["train", "test"])))
     rerun = f"rerun `imagenet-multimodal score --work {work}`"
-    if fingerprint.get("captions") != digest_table(captions, schema.SCORED_CAPTION_COLUMNS):
+    if fingerprint.get("captions") != schema.scored_captions_digest(captions):
         raise InputError(f"{work / 'scores.parquet'}: made from another captions.parquet (prepare ran again "
                          f"since score, or the scores were not made by `score`); {rerun}")
     model = Path(stats.get("model_path") or work / "model") / "model.safetensors"
     if model.exists() and fingerprint.get("model") != file_sha256(model):
         raise InputError(f"{work / 'scores.parquet'}: made with another model than {model} (train ran again "
                          f"since score); {rerun}")
+    return scores.select(schema.SCORE_SCHEMA.names).cast(schema.SCORE_SCHEMA)
 
 
 def caption_tables(work: Path, *, with_class_text: bool = False) -> dict[str, pa.Table]:
     """The ``captions`` config (every input record with its score) and ``filtered`` (kept captions)."""
     captions = read_parquet(work / "captions.parquet", made_by=f"prepare --work {work}")
     classes = read_parquet(work / "classes.parquet", made_by=f"classes --work {work}")
-    scores, _ = read_scores(work)
+    scores = read_scores(work, captions)
     scores = scores.drop_columns(["image_id", "label", "top5"])
     joined = _attach_scores(captions, scores)
     labels = joined["label"]
@@ -245,7 +242,7 @@ def render_card(header: dict[str, Any], values: dict[str, Any]) -> str:
 def card_values(work: Path, counts: dict[str, dict[str, int]], repo_id: str) -> dict[str, Any]:
     """The numbers the card quotes, all read from the work folder's own statistics."""
     prepare = read_json(require_file(work / "prepare_stats.json", made_by=f"prepare --work {work}"))
-    _, scores = read_scores(work)
+    scores = read_score_stats(work)
     class_table = read_parquet(work / "classes.parquet", columns=["text_source", "sentences"],
                                made_by=f"classes --work {work}")
     sources = pc.value_counts(class_table["text_source"]).to_pylist()

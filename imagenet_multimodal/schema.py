@@ -10,8 +10,10 @@ import functools
 
 import datasets
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .classes import imagenet_classes
+from .io import digest_table
 
 HUB_REPO_ID = "imagenet-multimodal/imagenet-multimodal"
 CONFIGS = ("filtered", "captions", "classes", "pairs")
@@ -19,6 +21,14 @@ IMAGE_CONFIGS = {"images-filtered": "filtered", "images-captioned": "captions"}
 
 # the captions.parquet columns the scores depend on (score_stats.json's fingerprint digests them)
 SCORED_CAPTION_COLUMNS = ("record", "label", "text", "role")
+SCORED_ROLES = ("train", "test")  # the captions that get scores (the others are not eligible)
+
+
+def scored_captions_digest(captions: pa.Table) -> str:
+    """Digest of what the scores depend on besides the model: the text, class and role (the split
+    decides which model scores a caption out of fold) of every scored caption in ``captions``."""
+    scored = captions.filter(pc.is_in(captions["role"], pa.array(SCORED_ROLES)))
+    return digest_table(scored, SCORED_CAPTION_COLUMNS)
 
 # scores.parquet, one row per eligible caption (stage `score`); `record` joins it to captions.parquet
 SCORE_SCHEMA = pa.schema(

@@ -35,9 +35,9 @@ import torch
 
 from . import relevance as rules
 from .classes import NUM_CLASSES, read_class_table
-from .io import InputError, digest_table, file_sha256, read_json, read_parquet, require_file, write_json, write_parquet
+from .io import InputError, file_sha256, read_json, read_parquet, require_file, write_json, write_parquet
 from .options import as_path, parse_options
-from .schema import SCORE_SCHEMA, SCORED_CAPTION_COLUMNS
+from .schema import SCORE_SCHEMA, SCORED_ROLES, scored_captions_digest
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def eligible_captions(work: Path) -> pa.Table:
     path = require_file(work / "captions.parquet", made_by=f"prepare --work {work}")
     table = read_parquet(path, columns=["record", "image_id", "label", "text", "role"],
                          made_by=f"prepare --work {work}")
-    table = table.filter(pc.is_in(table["role"], pa.array(["train", "test"])))
+    table = table.filter(pc.is_in(table["role"], pa.array(SCORED_ROLES)))
     if table.num_rows == 0:
         raise InputError(f"{path}: no eligible captions to score")
     return table
@@ -117,7 +117,7 @@ def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, acce
     """Score ``captions`` with the model in ``folder``; cached by the model's and captions' content."""
     from .scoring import class_embeddings, score_texts
 
-    key = f"{file_sha256(folder / 'model.safetensors')[:24]}-{_digest_table(captions)}"
+    key = f"{file_sha256(folder / 'model.safetensors')[:24]}-{scored_captions_digest(captions)}"
     path = cache / f"{key}.parquet"
     if path.exists():
         try:
@@ -135,12 +135,6 @@ def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, acce
     if accelerator.is_main_process:
         write_parquet(pa.table(result), path)
     return result
-
-
-def _digest_table(table: pa.Table) -> str:
-    """What the scores depend on besides the model: each caption's text, class and role (the split
-    decides which model scores it out of fold)."""
-    return digest_table(table, SCORED_CAPTION_COLUMNS)
 
 
 def fold_models(options: ScoreOptions) -> list[Path]:
@@ -308,7 +302,7 @@ def _scores_table(captions: pa.Table, published: dict[str, np.ndarray], reasons:
 
 def _fingerprint(options: ScoreOptions, captions: pa.Table) -> dict[str, Any]:
     keep = ("folds", "low", "high", "curve", "mode", "published")
-    return {"model": file_sha256(options.model / "model.safetensors"), "captions": _digest_table(captions),
+    return {"model": file_sha256(options.model / "model.safetensors"), "captions": scored_captions_digest(captions),
             **{k: getattr(options, k) for k in keep},
             "truth": str(options.truth) if options.truth else None}
 

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from imagenet_multimodal.io import digest_table, write_json
-from imagenet_multimodal.schema import SCORE_SCHEMA, SCORED_CAPTION_COLUMNS
+from imagenet_multimodal.io import write_json
+from imagenet_multimodal.schema import SCORE_SCHEMA, scored_captions_digest
 
 
 def write_fake_scores(work: Path, *, seed: int = 0) -> pa.Table:
@@ -47,8 +47,7 @@ def write_fake_scores(work: Path, *, seed: int = 0) -> pa.Table:
         schema=SCORE_SCHEMA,
     )
     pq.write_table(table, work / "scores.parquet")
-    scored = captions.filter(pc.is_in(captions["role"], pa.array(["train", "test"])))
-    fingerprint = {"captions": digest_table(scored, SCORED_CAPTION_COLUMNS)}  # what `score` records
+    fingerprint = {"captions": scored_captions_digest(captions)}  # what `score` records
     write_json({"fingerprint": fingerprint, "low": 0.5, "high": 0.9, "curve": "linear", "method": "in-sample",
                 "reasons": {"kept": int(kept.sum()), "below_low": int((~kept).sum())}}, work / "score_stats.json")
     return table

@@ -200,7 +200,7 @@ def test_label_out_of_range(work, encoder, label):
         _run(work, encoder)
 
 
-def test_empty_and_missing_pairs(work, encoder, tmp_path):
+def test_empty_and_missing_pairs(work, encoder, tmp_path, monkeypatch):
     for path in (work / "pairs").glob("train-*"):
         path.unlink()
     with pytest.raises(InputError, match="no train-"):
@@ -210,9 +210,13 @@ def test_empty_and_missing_pairs(work, encoder, tmp_path):
         _run(work, encoder)
     with pytest.raises(InputError, match="pairs does not exist"):
         _run(tmp_path / "nowhere", encoder)
-    # checked before the encoder is resolved (a hub name would mean a download, here a refusal)
+    # checked before the encoder is resolved (for a hub name, that would mean a download)
+    def resolve(name):
+        raise AssertionError(f"the encoder {name} was resolved before the pairs were checked")
+
+    monkeypatch.setattr(train, "resolve_encoder", resolve)
     with pytest.raises(InputError, match="pairs does not exist"):
-        train.run(train.parse_args(["--work", str(tmp_path / "nowhere"), "--encoder", "no-such-org/no-model"]))
+        _run(tmp_path / "nowhere", encoder)
 
 
 def test_encoder_without_tokenizer(work, encoder, tmp_path):
