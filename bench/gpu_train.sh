@@ -15,7 +15,8 @@
 #   SMOKE=1 bash bench/gpu_train.sh            # tiny model, a few steps: checks the script on a CPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}"
+PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the package from this tree, installed or not
 export STEPS="${STEPS:-200}" PEAK_TFLOPS="${PEAK_TFLOPS:-auto}" SMOKE="${SMOKE:-0}"
 export RESULTS="${RESULTS:-bench/results/gpu_train.jsonl}"
 SCRIPT="$(mktemp --suffix .py)"
@@ -56,7 +57,7 @@ with tempfile.TemporaryDirectory() as tmp:
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                             unk_token="<unk>", mask_token="<mask>").save_pretrained(encoder)
     shape = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128) if smoke else {}
-    RobertaModel(RobertaConfig(**shape)).save_pretrained(encoder)  # RobertaConfig() = roberta-base
+    RobertaModel(RobertaConfig(**shape), add_pooling_layer=False).save_pretrained(encoder)  # RobertaConfig() = roberta-base
     options = train.TrainOptions(
         work=work, encoder=str(encoder), output=Path(tmp) / "model", epochs=1, epoch_fraction=1.0,
         batch_size=batch, max_length=128, eval_captions=False, checkpoint_steps=0, resume="no",
