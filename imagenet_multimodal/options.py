@@ -43,7 +43,7 @@ def build_parser(cls: type, *, prog: str, description: str | None) -> argparse.A
         if kind is bool:
             parser.add_argument(
                 flag, dest=field.name, action=argparse.BooleanOptionalAction, default=default,
-                help=help_text,
+                help=help_text + ("" if required else f" (default: {'on' if default else 'off'})"),
             )
             continue
         parser.add_argument(

@@ -68,3 +68,22 @@ def test_work_that_is_a_file_is_refused_by_every_stage(tmp_path, caplog):
         caplog.clear()
         assert main([stage[0], "--work", str(afile), *stage[1:]]) == 2, stage
         assert "afile: a file, not a folder; expected the work folder" in caplog.text, stage
+
+
+def test_help_shows_every_optional_default_booleans_included():
+    import dataclasses
+
+    from imagenet_multimodal.options import build_parser
+
+    @dataclasses.dataclass
+    class Opts:
+        work: str = dataclasses.field(metadata={"help": "the work folder"})
+        force: bool = dataclasses.field(default=False, metadata={"help": "start over"})
+        eval_captions: bool = dataclasses.field(default=True, metadata={"help": "also the captions"})
+        batch_size: int = dataclasses.field(default=32, metadata={"help": "examples per batch"})
+
+    text = " ".join(build_parser(Opts, prog="x", description=None).format_help().split())
+    assert "start over (default: off)" in text
+    assert "also the captions (default: on)" in text
+    assert "examples per batch (default: 32)" in text
+    assert "the work folder (default" not in text
