@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from .io import atomic_path, read_json, require_file
+from .io import atomic_path, read_json, read_parquet, require_file
 from .options import parse_options
 
 logger = logging.getLogger(__name__)
@@ -174,8 +173,9 @@ def evaluation_section(report: dict) -> str:
 
 def examples_section(work: Path, scores, *, per_side: int = 8) -> str:
     """Example captions kept and dropped, with their scores and reasons."""
-    captions = pq.read_table(work / "captions.parquet", columns=["record", "text", "wnid"])
-    names = pq.read_table(work / "classes.parquet", columns=["name"])["name"].to_pylist()
+    captions = read_parquet(work / "captions.parquet", columns=["record", "text"], made_by=f"prepare --work {work}")
+    names = read_parquet(work / "classes.parquet", columns=["name"], made_by=f"classes --work {work}")
+    names = names["name"].to_pylist()
     rows = []
     rng = np.random.default_rng(0)
     for kept in (True, False):
@@ -206,7 +206,7 @@ def build_report(work: Path) -> str:
     if (work / "model" / "metrics.json").exists():
         parts.append(training_section(read_json(work / "model" / "metrics.json")))
     if (work / "scores.parquet").exists() and (work / "score_stats.json").exists():
-        scores = pq.read_table(work / "scores.parquet")
+        scores = read_parquet(work / "scores.parquet", made_by=f"score --work {work}")
         parts.append(score_section(scores, read_json(work / "score_stats.json")))
         if (work / "score_report.json").exists():
             parts.append(evaluation_section(read_json(work / "score_report.json")))

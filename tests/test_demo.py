@@ -101,3 +101,20 @@ def test_demo_sample_is_rewritten_when_its_options_change(tmp_path):
     assert _sample_options(truth_path(out)) == {"records": 300, "classes": 5, "seed": 3}
     truth_path(out).write_bytes(b"damaged")
     assert _sample_options(truth_path(out)) is None
+
+
+def test_report_names_a_damaged_input(demo, tmp_path):
+    from imagenet_multimodal.report import ReportOptions
+    from imagenet_multimodal.report import run as run_report
+
+    options, _ = demo
+    work = tmp_path / "work"
+    shutil.copytree(options.work, work, ignore=shutil.ignore_patterns("hub*", "report", "checkpoints"))
+    (work / "scores.parquet").write_bytes(b"PAR1 cut short")
+    with pytest.raises(InputError, match=r"scores\.parquet: cannot read as Parquet .*rerun `imagenet-multimodal score"):
+        run_report(ReportOptions(work=work))
+    (work / "scores.parquet").unlink()
+    pq.write_table(pq.read_table(options.work / "classes.parquet").drop(["name"]), work / "classes.parquet")
+    shutil.copy(options.work / "scores.parquet", work / "scores.parquet")
+    with pytest.raises(InputError, match=r"classes\.parquet: expected columns \['name'\], missing \['name'\]"):
+        run_report(ReportOptions(work=work))
