@@ -2,9 +2,11 @@
 
 ``OUTPUT/checkpoints/step-N/`` holds what ``accelerator.save_state`` writes (model, optimizer,
 scheduler, RNG states) plus ``trainer_state.json`` (the loop state, with the options that decide what
-is trained: :func:`run_key`); ``OUTPUT/checkpoints/best/`` holds the best epoch's weights. A folder is
-written under a temporary name and renamed by the main process, so a killed run never leaves a
-half-written checkpoint. ``options`` is a :class:`imagenet_multimodal.train.TrainOptions`.
+is trained: :func:`run_key`); ``OUTPUT/checkpoints/best-epoch-N/`` holds the best epoch's weights, the
+folder that the loop state names (``best_weights``): weights of a better epoch that a killed run saved
+but no checkpoint recorded are never taken for the recorded best. A folder is written under a
+temporary name and renamed by the main process, so a killed run never leaves a half-written one.
+``options`` is a :class:`imagenet_multimodal.train.TrainOptions`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ logger = get_logger(__name__, log_level="INFO")
 
 # options that do not change what is trained: a finished run with other values is not redone
 RUN_ONLY_OPTIONS = {"resume", "stop_after_steps", "force", "write_rank_digests", "report_to",
-                    "checkpoint_steps", "checkpoints_total_limit", "num_workers"}
+                    "checkpoint_steps", "checkpoints_total_limit", "num_workers", "logging_steps"}
 
 
 def checkpoint_dirs(folder: Path) -> list[Path]:
@@ -62,13 +64,31 @@ def save_checkpoint(accelerator: Accelerator, options, state: dict) -> Path:
     return final
 
 
-def save_best(accelerator: Accelerator, model, options) -> None:
-    """Write the current weights to ``checkpoints/best/model.safetensors`` (atomically), under the
-    model's own parameter names whether or not Accelerate compiled it (no ``_orig_mod.`` prefix)."""
-    folder = options.output / "checkpoints" / "best"
+def save_best(accelerator: Accelerator, model, options, epoch: int) -> str:
+    """Write the current weights to ``checkpoints/best-epoch-<epoch>/model.safetensors`` (atomically),
+    under the model's own parameter names whether or not Accelerate compiled it (no ``_orig_mod.``
+    prefix); return the folder's name, for the loop state."""
+    folder = options.output / "checkpoints" / f"best-epoch-{epoch:04d}"
     plain = accelerator.unwrap_model(model, keep_torch_compile=False)
-    accelerator.save_model(plain, str(folder.with_name(".best.tmp")), safe_serialization=True)
-    _replace_dir(accelerator, folder.with_name(".best.tmp"), folder)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    accelerator.save_model(plain, str(tmp), safe_serialization=True)
+    _replace_dir(accelerator, tmp, folder)
+    return folder.name
+
+
+def best_weights(options, state: dict) -> Path:
+    """The best epoch's weights file that ``state`` records."""
+    # checkpoints written before best-epoch-N folders name none: theirs is checkpoints/best
+    return options.output / "checkpoints" / (state.get("best_weights") or "best") / "model.safetensors"
+
+
+def remove_unrecorded_best(accelerator: Accelerator, options, state: dict) -> None:
+    """Main process: remove the ``best-epoch-*`` folders other than the one ``state`` records (call
+    after the checkpoint that records it is written)."""
+    if accelerator.is_main_process:
+        for folder in (options.output / "checkpoints").glob("best-epoch-*"):
+            if folder.name != state.get("best_weights"):
+                shutil.rmtree(folder)
 
 
 def run_key(options) -> dict:

@@ -312,6 +312,25 @@ def resolve_encoder(name: str) -> str:
     return name
 
 
+# encoders whose position ids start after the padding index (fairseq's convention)
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm",
+                     "data2vec-text", "xmod", "longformer", "mpnet"}
+
+
+def check_max_length(max_length: int, encoder_config: PretrainedConfig, tokenizer, *, encoder: str) -> None:
+    """A ``max_length`` longer than the encoder's absolute position table is an :class:`InputError`
+    (it would fail at the first long batch, on a GPU as a device-side assert hours in)."""
+    limits = []
+    positions = getattr(encoder_config, "max_position_embeddings", None)
+    if positions and getattr(encoder_config, "position_embedding_type", "absolute") == "absolute":
+        offset = (encoder_config.pad_token_id or 0) + 1 if encoder_config.model_type in _OFFSET_POSITIONS else 0
+        limits.append(positions - offset)
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:  # "no limit" is a huge number
+        limits.append(tokenizer.model_max_length)
+    if limits and max_length > min(limits):
+        raise InputError(f"--max-length {max_length}: the encoder {encoder} takes at most {min(limits)} tokens")
+
+
 def load_tokenizer(encoder: str) -> PreTrainedTokenizerBase:
     """The fast tokenizer saved with ``encoder``; none, or a slow one, is an :class:`InputError`."""
     folder = Path(encoder)

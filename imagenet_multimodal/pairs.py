@@ -37,6 +37,9 @@ TOKENIZE_CHUNK = 10_000
 
 def _check_labels(table: pa.Table, where: str) -> None:
     labels = table.column("label")
+    if not pa.types.is_integer(labels.type):
+        raise InputError(f"{where}: field 'label': expected integers in 0-{NUM_CLASSES - 1}, got a column "
+                         f"of {labels.type}")
     if labels.null_count:
         row = pc.index(pc.is_null(labels), True).as_py()
         raise InputError(f"{where}: row {row} field 'label': expected an int in 0-999, got null")
@@ -341,6 +344,19 @@ def load_training_data(
         if not len(data["train"]):
             raise InputError(f"fold {fold} of {folds}: no train pairs are left outside the fold")
     return data
+
+
+def length_stats(data: dict[str, TokenDataset], *, max_length: int) -> dict[str, dict]:
+    """Token lengths per dataset: mean, percentiles and the share cut at ``max_length`` (texts of
+    exactly ``max_length`` tokens count too), so the max length is a measured choice."""
+    stats = {}
+    for name, dataset in data.items():
+        lengths = dataset.lengths
+        p50, p90, p99 = np.percentile(lengths, [50, 90, 99])
+        stats[name] = {"mean": round(float(lengths.mean()), 2), "p50": float(p50), "p90": float(p90),
+                       "p99": float(p99), "max": int(lengths.max()),
+                       "at_max_length": round(float((lengths >= max_length).mean()), 5)}
+    return stats
 
 
 def make_loaders(

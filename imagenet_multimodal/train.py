@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,15 +37,24 @@ from accelerate.logging import get_logger
 from accelerate.utils import is_tensorboard_available
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
-from transformers import get_scheduler
+from transformers import AutoConfig, get_scheduler
 from transformers.utils import logging as hf_logging
 
 from . import pairs
-from .checkpoints import RUN_ONLY_OPTIONS, find_resume, run_key, save_best, save_checkpoint
+from .checkpoints import (
+    RUN_ONLY_OPTIONS,
+    best_weights,
+    find_resume,
+    remove_unrecorded_best,
+    run_key,
+    save_best,
+    save_checkpoint,
+)
 from .io import InputError, read_json, write_json
 from .model import (
     LOSSES,
     RelevanceModel,
+    check_max_length,
     classification_loss,
     load_tokenizer,
     resolve_encoder,
@@ -96,7 +106,8 @@ class TrainOptions:
     dropout: float = field(default=0.25, metadata=_help("dropout on the pooled representation"))
     seed: int = field(default=42, metadata=_help("seed of initialisation, subsets, order, dropout"))
     mixed_precision: str = field(default="auto", metadata=_help(
-        "auto: bf16 where the GPU supports it, else no", choices=["auto", "no", "bf16", "fp16"]))
+        "auto: bf16 where the GPU has it natively (compute capability 8.0+), else no; this option, not "
+        "`accelerate launch --mixed_precision`, decides", choices=["auto", "no", "bf16", "fp16"]))
     best_metric: str = field(default="pairs_loss", metadata=_help(
         "which test metric picks the best epoch (pairs top-1 saturates early: the class sentence "
         "gives the class away)", choices=sorted(BEST_METRICS)))
@@ -119,7 +130,10 @@ class TrainOptions:
     fold: int | None = field(default=None, metadata=_help("cross-fitting: the fold left out of training"))
     num_workers: int = field(default=0, metadata=_help("DataLoader worker processes"))
     report_to: str = field(default="none", metadata=_help(
-        "experiment tracker", choices=["none", "tensorboard"]))
+        "experiment tracker (OUTPUT/runs): per-epoch test metrics, train loss and learning rate",
+        choices=["none", "tensorboard"]))
+    logging_steps: int = field(default=50, metadata=_help(
+        "with a tracker: log the mean train loss and the learning rate every N optimiser steps"))
     write_rank_digests: bool = field(default=False, metadata=_help(
         "each process writes OUTPUT/rank-<i>.json with a hash of its final weights"))
     force: bool = field(default=False, metadata=_help(
@@ -129,10 +143,17 @@ class TrainOptions:
         self.work = Path(self.work)
         self.output = self.work / "model" if self.output is None else Path(self.output)
         positive = ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps",
-                    "max_length", "bucket_batches", "folds", "checkpoints_total_limit")
+                    "max_length", "bucket_batches", "folds", "checkpoints_total_limit", "logging_steps")
         for name in positive:
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(self, name)}")
+        not_negative = ("patience", "checkpoint_steps", "stop_after_steps", "max_grad_norm", "weight_decay",
+                        "pad_to_multiple_of", "num_workers")
+        for name in not_negative:
+            if getattr(self, name) < 0:
+                raise InputError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"--dropout: expected a probability in [0, 1), got {self.dropout}")
         if not 0.0 < self.epoch_fraction <= 1.0:
             raise InputError(f"--epoch-fraction: expected a fraction in (0, 1], got {self.epoch_fraction}")
         if self.learning_rate <= 0 or (self.head_learning_rate or 1.0) <= 0:
@@ -184,7 +205,13 @@ def make_optimizer(model: RelevanceModel, options: TrainOptions, *, fused: bool 
 
 @torch.no_grad()
 def evaluate(model, loader, accelerator: Accelerator, *, loss: str) -> dict:
-    """Mean loss, top-1 and top-5 accuracy over ``loader``, every example counted once."""
+    """Mean loss, top-1 and top-5 accuracy over ``loader``, every example counted once.
+
+    Running sums on the device, gathered with ``gather_for_metrics`` (which drops the copies that
+    even batches add). Not the ``evaluate`` library: its metrics are loaded from the Hub at run time
+    (nothing offline), it has no top-5 and no binary cross-entropy, and it wants every prediction
+    moved to the host.
+    """
     model.eval()
     totals = torch.zeros(4, dtype=torch.float64, device=accelerator.device)
     for batch in loader:
@@ -220,25 +247,28 @@ def _end_of_epoch(accelerator, model, loaders, options, state, epoch_loss) -> bo
     state["history"].append(record)
     if best is None or (value > best["value"] if higher else value < best["value"]):
         state["best"] = {"epoch": state["epoch"], "metric": f"{section}_{key}", "value": value}
-        save_best(accelerator, model, options)
+        state["best_weights"] = save_best(accelerator, model, options, state["epoch"])
     logger.info("epoch %d: train loss %.5f | test pairs loss %.5f top1 %.4f top5 %.4f%s",
                 state["epoch"], epoch_loss, record["pairs"]["loss"], record["pairs"]["top1"],
                 record["pairs"]["top5"],
                 f" | test captions top1 {record['captions']['top1']:.4f}" if "captions" in record else "")
     accelerator.log({f"{s}/{k}": record[s][k] for s in ("pairs", "captions") if s in record
-                     for k in ("loss", "top1", "top5")} | {"train/loss": epoch_loss},
+                     for k in ("loss", "top1", "top5")} | {"train/epoch_loss": epoch_loss},
                     step=state["global_step"])
+    since_best = state["epoch"] - state["best"]["epoch"]
+    # decided before the checkpoint, which records it: a resumed early-stopped run does not go on
+    state["stopped_early"] = bool(options.patience) and since_best >= options.patience
     state.update(epoch=state["epoch"] + 1, batches_done=0, loss_sum=0.0, loss_count=0)
     save_checkpoint(accelerator, options, state)
-    since_best = state["epoch"] - 1 - state["best"]["epoch"]
-    return bool(options.patience) and since_best >= options.patience
+    remove_unrecorded_best(accelerator, options, state)
+    return state["stopped_early"]
 
 
 def initial_state(options: TrainOptions) -> dict:
     """The loop state of a fresh run (what ``trainer_state.json`` in a checkpoint holds)."""
     return {"options": run_key(options), "epoch": 0, "batches_done": 0, "global_step": 0,
             "learning_rate": 0.0, "loss_sum": 0.0, "loss_count": 0, "seconds": 0.0,
-            "history": [], "best": None}
+            "history": [], "best": None, "best_weights": None, "stopped_early": False}
 
 
 def train_epoch(job: SimpleNamespace, state: dict, progress) -> bool:
@@ -248,14 +278,17 @@ def train_epoch(job: SimpleNamespace, state: dict, progress) -> bool:
     # accelerate re-sets the sampler's epoch from its own counter when it shards nothing
     train_loader.set_epoch(state["epoch"])
     job.sampler.set_epoch(state["epoch"])
-    skip = state["batches_done"]
+    skip, batches, accumulate = state["batches_done"], len(train_loader), options.gradient_accumulation_steps
     loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
     local = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # loss sum, batches
+    logged = local.clone()  # ``local`` at the last tracker log
     for index, batch in enumerate(loader, start=skip):
         torch.manual_seed(step_seed(options.seed, state["epoch"], index, accelerator.process_index))
         with accelerator.accumulate(job.model):
             loss = job.model(**batch).loss
-            accelerator.backward(loss)
+            # Accelerate divides by the accumulation steps; an epoch's last window may be shorter
+            size = min(accumulate, batches - index + index % accumulate)
+            accelerator.backward(loss * (accumulate / size) if size < accumulate else loss)
             if accelerator.sync_gradients and options.max_grad_norm:
                 accelerator.clip_grad_norm_(job.model.parameters(), options.max_grad_norm)
             job.optimizer.step()
@@ -269,6 +302,11 @@ def train_epoch(job: SimpleNamespace, state: dict, progress) -> bool:
         state["global_step"] += 1
         state["learning_rate"] = job.scheduler.get_last_lr()[0]
         progress.update(1)
+        if job.tracking and state["global_step"] % options.logging_steps == 0:
+            since = accelerator.reduce(local - logged, reduction="sum")
+            accelerator.log({"train/loss": since[0].item() / max(1.0, since[1].item()),
+                             "train/learning_rate": state["learning_rate"]}, step=state["global_step"])
+            logged = local.clone()
         stop = state["global_step"] == options.stop_after_steps
         due = options.checkpoint_steps and state["global_step"] % options.checkpoint_steps == 0
         if (stop or due) and state["batches_done"] < len(train_loader):
@@ -291,14 +329,13 @@ def train_loop(job: SimpleNamespace, state: dict) -> dict:
     progress = tqdm(total=job.steps_per_epoch * options.epochs, initial=state["global_step"],
                     disable=not job.accelerator.is_local_main_process, desc="train")
     try:
-        while state["epoch"] < options.epochs:
+        while state["epoch"] < options.epochs and not state.get("stopped_early"):
             if not train_epoch(job, state, progress):
                 return state | {"interrupted": True}
             epoch_loss = state["loss_sum"] / max(1, state["loss_count"])
             state["seconds"] = job.elapsed(state)
             if _end_of_epoch(job.accelerator, job.model, job.loaders, options, state, epoch_loss):
                 logger.info("early stop: no better %s for %d epochs", options.best_metric, options.patience)
-                return state | {"stopped_early": True}
             if state["global_step"] == options.stop_after_steps:
                 return state | {"interrupted": True}
     finally:
@@ -338,13 +375,17 @@ def _summary(job: SimpleNamespace) -> None:
 
 def _accelerator(options: TrainOptions) -> Accelerator:
     precision = options.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    if precision == "auto":  # is_bf16_supported() is true on pre-Ampere GPUs too, which emulate it slowly
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0) else "no"
     tracker = {} if options.report_to == "none" else {
         "log_with": options.report_to, "project_dir": str(options.output / "runs")}
     accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(),
                               gradient_accumulation_steps=options.gradient_accumulation_steps, **tracker)
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    if launcher and launcher != precision:
+        logger.warning("mixed precision %s (train --mixed-precision %s); the launcher's %s is not used",
+                       precision, options.mixed_precision, launcher)
     if not accelerator.is_local_main_process:
         hf_logging.set_verbosity_error()
     return accelerator
@@ -357,6 +398,7 @@ def setup(options: TrainOptions) -> SimpleNamespace:
     accelerator = _accelerator(options)
     encoder = resolve_encoder(options.encoder)
     tokenizer = load_tokenizer(encoder)
+    check_max_length(options.max_length, AutoConfig.from_pretrained(encoder), tokenizer, encoder=encoder)
     with accelerator.main_process_first():  # the main process writes the token cache
         data = pairs.load_training_data(
             options.work, tokenizer, max_length=options.max_length, eval_captions=options.eval_captions,
@@ -380,7 +422,8 @@ def setup(options: TrainOptions) -> SimpleNamespace:
     return SimpleNamespace(
         accelerator=accelerator, options=options, encoder=encoder, tokenizer=tokenizer, data=data,
         model=model, optimizer=optimizer, scheduler=scheduler, loaders=loaders, sampler=sampler,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=steps_per_epoch, tracking=options.report_to != "none",
+        token_lengths=pairs.length_stats(data, max_length=options.max_length),
         elapsed=lambda state: state["seconds"] + time.monotonic() - clock)
 
 
@@ -399,7 +442,8 @@ def _metrics(job: SimpleNamespace, state: dict) -> dict:
             "encoder": job.encoder,
             "synthetic_data": pairs.synthetic_source(job.options.work),
             "train_pairs": len(data["train"]), "test_pairs": len(data["pairs"]),
-            "test_captions": len(data.get("captions", ())), "steps_per_epoch": job.steps_per_epoch,
+            "test_captions": len(data.get("captions", ())), "token_lengths": job.token_lengths,
+            "steps_per_epoch": job.steps_per_epoch,
             "global_step": state["global_step"], "seconds": state["seconds"],
             "history": state["history"], "best": state["best"],
             "stopped_early": bool(state.get("stopped_early")), "finished": not state.get("interrupted")}
@@ -432,13 +476,14 @@ def run(options: TrainOptions) -> dict:
     if state.get("interrupted"):
         logger.info("train: stopped after step %d as asked; --resume latest continues",
                     state["global_step"])
+        accelerator.end_training()
         return metrics
     model = accelerator.unwrap_model(job.model, keep_torch_compile=False)
-    model.load_state_dict(load_file(options.output / "checkpoints" / "best" / "model.safetensors"))
-    if options.write_rank_digests:
+    if options.write_rank_digests:  # the last step's weights, which each process computed itself
         write_json({"rank": accelerator.process_index, "world_size": accelerator.num_processes,
                     "weights_sha256": weights_digest(model)},
                    options.output / f"rank-{accelerator.process_index}.json")
+    model.load_state_dict(load_file(best_weights(options, state)))
     if accelerator.is_main_process:
         save_model_folder(model, job.tokenizer, metrics, options.output)
     accelerator.wait_for_everyone()

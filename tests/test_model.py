@@ -125,7 +125,7 @@ def test_length_grouped_batches_are_a_function_of_seed_and_epoch():
     first = sampler.batches(2)
     again = pairs.LengthGroupedBatches(lengths, batch_size=16, seed=3, fraction=0.75, bucket_batches=10)
     assert all(np.array_equal(a, b) for a, b in zip(first, again.batches(2), strict=True))
-    assert not np.array_equal(np.concatenate(first), np.concatenate(sampler.batches(3)))
+    assert set(np.concatenate(first).tolist()) != set(np.concatenate(sampler.batches(3)).tolist())  # fresh 75 %
     chosen = np.concatenate(first)
     assert len(chosen) == round(0.75 * 1003) == len(set(chosen.tolist()))
     assert len(first) == len(sampler) and all(len(b) == 16 for b in first[:-1])

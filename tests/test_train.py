@@ -43,8 +43,22 @@ def _run(work: Path, encoder: Path, *extra: str) -> dict:
     return train.run(train.parse_args(["--work", str(work), "--encoder", str(encoder), *FAST, *extra]))
 
 
+def _reloaded_captions_loss(out: Path, work: Path, loss: str = "softmax") -> float:
+    """Mean loss of the saved model on the test captions, computed here in one process."""
+    from imagenet_multimodal.model import classification_loss
+
+    model, tokenizer = AutoModel.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+    test = [c for c in pq.read_table(work / "captions.parquet").to_pylist() if c["role"] == "test"]
+    enc = tokenizer([c["text"] for c in test], padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**enc).logits
+    return classification_loss(logits, torch.tensor([c["label"] for c in test]), loss=loss).item()
+
+
 def test_learns_toy_task_and_saves_a_loadable_model(work, encoder):
-    metrics = _run(work, encoder, "--epochs", "10")
+    # best epoch by captions top-1, which saturates before the last epoch: the saved model must be
+    # the best epoch's, not the last one's
+    metrics = _run(work, encoder, "--epochs", "10", "--best-metric", "captions_top1")
     best = next(r for r in metrics["history"] if r["epoch"] == metrics["best"]["epoch"])
     assert metrics["finished"] and len(metrics["history"]) == 10
     assert best["pairs"]["top1"] >= 0.9 and best["captions"]["top1"] >= 0.9
@@ -63,8 +77,16 @@ def test_learns_toy_task_and_saves_a_loadable_model(work, encoder):
         p = model.probabilities(model(**enc).logits)
     top1 = (p.argmax(-1) == torch.tensor([c["label"] for c in test])).float().mean().item()
     assert top1 == pytest.approx(best["captions"]["top1"])
+    loss = _reloaded_captions_loss(out, work)
+    assert loss == pytest.approx(best["captions"]["loss"], rel=1e-5)
+    others = [r["captions"]["loss"] for r in metrics["history"] if r["epoch"] != best["epoch"]]
+    assert all(abs(loss - other) > 1e-4 for other in others)  # the best epoch's weights, no other's
+    assert [p.name for p in (out / "checkpoints").glob("best-epoch-*")] == [f"best-epoch-{best['epoch']:04d}"]
+    lengths = metrics["token_lengths"]
+    assert set(lengths) == {"train", "pairs", "captions"} and 0 < lengths["captions"]["p50"] < lengths["pairs"]["p50"]
+    assert lengths["pairs"]["at_max_length"] == 0.0 and lengths["pairs"]["max"] < 128
     # a rerun with the same options finds the finished run and does not train again
-    assert _run(work, encoder, "--epochs", "10")["seconds"] == metrics["seconds"]
+    assert _run(work, encoder, "--epochs", "10", "--best-metric", "captions_top1")["seconds"] == metrics["seconds"]
 
 
 def test_sigmoid_head_trains_and_records_history(work, encoder):
@@ -93,6 +115,10 @@ def test_early_stopping(work, encoder):
     metrics = _run(work, encoder, "--epochs", "6", "--learning-rate", "1e-12", "--head-learning-rate",
                    "1e-12", "--patience", "1", "--best-metric", "pairs_top1")
     assert metrics["stopped_early"] and len(metrics["history"]) == 2 and metrics["best"]["epoch"] == 0
+    # the checkpoint records the stop: resuming it does not train on
+    again = _run(work, encoder, "--epochs", "6", "--learning-rate", "1e-12", "--head-learning-rate",
+                 "1e-12", "--patience", "1", "--best-metric", "pairs_top1", "--resume", "latest")
+    assert again["stopped_early"] and again["history"] == metrics["history"]
 
 
 def test_auto_resume_continues_and_other_options_start_afresh(work, encoder):
@@ -159,11 +185,14 @@ def test_two_cpu_processes_cooperate(work, encoder):
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((out / f"rank-{i}.json").read_text()) for i in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
-    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]  # each rank's last-step weights
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps_per_epoch"] == 15
     for record in metrics["history"]:  # every test example counted exactly once
         assert record["pairs"]["examples"] == 80 and record["captions"]["examples"] == 40
+    # the gathered evaluation equals one process's over the same weights (none counted twice or lost)
+    best = next(r for r in metrics["history"] if r["epoch"] == metrics["best"]["epoch"])
+    assert _reloaded_captions_loss(out, work) == pytest.approx(best["captions"]["loss"], rel=1e-5)
     assert "***** Running training *****" in done.stderr
 
 
@@ -181,7 +210,7 @@ def test_compiled_model_trains_and_saves_plain_weights(work, encoder):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["torch_compile"] == "inductor" and metrics["finished"] and len(metrics["history"]) == 2
     assert metrics["history"][1]["train_loss"] < metrics["history"][0]["train_loss"]
-    best = load_file(out / "checkpoints" / "best" / "model.safetensors")
+    best = load_file(next((out / "checkpoints").glob("best-epoch-*")) / "model.safetensors")
     saved = AutoModel.from_pretrained(out).state_dict()
     assert not [k for k in best if "_orig_mod" in k] and best.keys() <= saved.keys()
     assert all(torch.equal(best[k], saved[k]) for k in best)
@@ -198,6 +227,21 @@ def test_label_out_of_range(work, encoder, label):
                         {"text": "c d", "label": label, "image_id": "y"}])
     with pytest.raises(InputError, match=r"train-00000-of-00002.parquet: row 1 field 'label'"):
         _run(work, encoder)
+
+
+def test_label_column_of_strings(work, encoder):
+    schema = pa.schema([("text", pa.string()), ("label", pa.string()), ("image_id", pa.string())])
+    rows = [{"text": "a b", "label": "3", "image_id": "x"}]
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), work / "pairs" / "train-00000-of-00002.parquet")
+    with pytest.raises(InputError, match=r"train-00000-of-00002.parquet: field 'label': expected integers in "
+                                         r"0-999, got a column of string"):
+        _run(work, encoder)
+
+
+def test_max_length_beyond_the_encoder_positions(work, encoder):
+    # the tiny RoBERTa has 160 positions, of which RoBERTa's ids start after the padding index (1)
+    with pytest.raises(InputError, match=r"--max-length 512: the encoder .* takes at most 158 tokens"):
+        _run(work, encoder, "--max-length", "512")
 
 
 def test_empty_and_missing_pairs(work, encoder, tmp_path, monkeypatch):
@@ -231,6 +275,11 @@ def test_bad_options_and_config(tmp_path):
         train.parse_args(["--work", str(tmp_path), "--epoch-fraction", "0"])
     with pytest.raises(InputError, match="--fold"):
         train.parse_args(["--work", str(tmp_path), "--folds", "3"])
+    for flag, value, expected in [("--dropout", "1.5", "a probability in"), ("--patience", "-1", ">= 0"),
+                                  ("--checkpoint-steps", "-3", ">= 0"), ("--max-grad-norm", "-1", ">= 0"),
+                                  ("--weight-decay", "-1", ">= 0"), ("--logging-steps", "0", ">= 1")]:
+        with pytest.raises(InputError, match=f"{flag}: expected {expected}"):
+            train.parse_args(["--work", str(tmp_path), flag, value])
     bad = tmp_path / "bad.json"
     bad.write_text('{"epochs": 2, "learning_rat": 1}')
     with pytest.raises(InputError, match="learning_rat"):
@@ -240,7 +289,7 @@ def test_bad_options_and_config(tmp_path):
         train.parse_args(["--work", str(tmp_path), "--config", str(bad)])
     with pytest.raises(InputError, match="--config .*nope.json: no such file"):
         train.parse_args(["--work", str(tmp_path), "--config", str(tmp_path / "nope.json")])
-    if not is_tensorboard_available():
+    if not is_tensorboard_available():  # the dev extra installs it
         with pytest.raises(InputError, match="tensorboard"):
             train.parse_args(["--work", str(tmp_path), "--report-to", "tensorboard"])
     resume = tmp_path / "not-a-checkpoint"
@@ -260,3 +309,48 @@ def test_shipped_config_is_the_paper_schedule(tmp_path):
 def test_step_seed_is_pure():
     assert train.step_seed(1, 2, 3, 0) == train.step_seed(1, 2, 3, 0) != train.step_seed(1, 2, 3, 1)
     assert isinstance(np.uint32(train.step_seed(0, 0, 0, 0)), np.uint32)
+
+
+def test_last_short_accumulation_window_is_a_mean_of_its_batches(work, encoder, monkeypatch):
+    """Accelerate divides each loss by the accumulation steps; an epoch's last window of fewer
+    batches is scaled back up, so that each optimiser step follows a mean gradient."""
+    options = train.parse_args(["--work", str(work), "--encoder", str(encoder), *FAST, "--epochs", "1",
+                                "--gradient-accumulation-steps", "4", "--epoch-fraction", "1.0",
+                                "--batch-size", "9", "--output", str(work / "window")])
+    job = train.setup(options)
+    batches = len(job.loaders["train"])
+    assert batches % 4 == 2  # 160 pairs in batches of 9: 18 batches, windows of 4, 4, 4, 4 and 2
+    seen = []
+    backward = job.accelerator.backward
+    monkeypatch.setattr(job.accelerator, "backward", lambda loss: (seen.append(loss.item()), backward(loss)))
+    raw = []
+    forward = job.model.forward
+    monkeypatch.setattr(job.model, "forward", lambda **kw: (out := forward(**kw), raw.append(out.loss.item()))[0])
+    state = train.initial_state(options)
+    from tqdm.auto import tqdm
+
+    train.train_epoch(job, state, tqdm(disable=True))
+    assert len(seen) == len(raw) == batches
+    assert seen[:-2] == pytest.approx(raw[:-2])  # full windows: as Accelerate scales them
+    assert seen[-2:] == pytest.approx([2 * r for r in raw[-2:]])  # a window of 2 of 4: twice
+
+
+@pytest.mark.skipif(not is_tensorboard_available(), reason="tensorboard not installed (the dev extra has it)")
+def test_tensorboard_tracking(work, encoder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    metrics = _run(work, encoder, "--epochs", "2", "--report-to", "tensorboard", "--logging-steps", "5")
+    events = sorted((work / "model" / "runs").rglob("events.out.tfevents.*"))
+    assert events
+    scalars = {}
+    for path in events:
+        accumulator = EventAccumulator(str(path)).Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            scalars.setdefault(tag, []).extend(accumulator.Scalars(tag))
+    steps = 2 * metrics["steps_per_epoch"]
+    assert [e.step for e in scalars["train/loss"]] == list(range(5, steps + 1, 5))
+    assert len(scalars["train/learning_rate"]) == steps // 5
+    for tag in ("pairs/loss", "pairs/top1", "captions/top1", "train/epoch_loss"):
+        assert [e.value for e in scalars[tag]] == pytest.approx(
+            [r[tag.split("/")[0]][tag.split("/")[1]] if not tag.startswith("train") else r["train_loss"]
+             for r in metrics["history"]])
