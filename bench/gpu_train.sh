@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Throughput of the relevance model's training loop on one GPU: roberta-base shape (built from
 # RobertaConfig(), random weights, no download), bf16, max length 128, a few hundred steps over
-# random-word pairs whose token lengths follow the paper's pairs (caption + one class sentence:
-# median ~50 tokens, long tail up to the 128 cut), at each batch size of BATCHES (32 is the
-# paper's), each in its own process.
+# random-word pairs of log-normal token lengths (median 48, sigma 0.35, cut at 128): an assumed shape
+# of caption + one class sentence, not measured on the real pairs (that needs the ImageNet-Captions
+# file; a training run records the real percentiles in metrics.json's token_lengths), at each batch
+# size of BATCHES (32 is the paper's), each in its own process.
 # Prints examples/s, tokens/s, model FLOP utilisation (6 * non-embedding params * real tokens /
 # time / peak; attention's own FLOPs left out, small at ~50 tokens), peak GPU memory allocated and the hours the paper's 120 epochs (~117M pair passes) would take; one JSON
 # line per run goes to RESULTS. The batch sizes of COMPILED run once more with the model compiled
