@@ -3,7 +3,7 @@
 # wheels into a scratch folder, runs bench/gpu_train.sh with the image's python3 and the package from
 # this working tree, and leaves the JSON lines and the whole log under $OUT.
 #
-#   run(command="bash bench/gpu_device.sh", carry=[".whl"], timeout_s=480)
+#   run(command="bash bench/gpu_device.sh", carry=[".whl"], timeout_s=420)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:?set OUT to the folder that comes back}"

@@ -109,12 +109,20 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
         return info
 
     def _label(self, info: datasets.DatasetInfo) -> None:
-        """Describe what the artifacts really hold (real or synthetic captions, the class texts' sources)."""
-        labels = publish.release_labels(*self._artifacts)
-        if labels is not None:
-            synthetic, sources = labels
-            info.description = publish.description(synthetic=synthetic, sources=sources)
-            info.license = publish.license_notes(synthetic=synthetic, sources=sources)
+        """Describe what the artifacts really hold (real or synthetic captions, the class texts' sources);
+        a folder that does not say gets a neutral description. Labels only: an unreadable file here
+        is a warning (the stage that reads it names it), so a cached dataset still loads."""
+        try:
+            labels = publish.release_labels(*self._artifacts)
+        except (InputError, OSError, ValueError, pa.ArrowException) as err:
+            logger.warning("cannot tell what %s holds (%s); its description stays generic", self._artifacts[1], err)
+            labels = None
+        if labels is None:
+            info.description, info.license = publish.UNLABELLED_DESCRIPTION, publish.UNLABELLED_LICENSE
+            return
+        synthetic, sources = labels
+        info.description = publish.description(synthetic=synthetic, sources=sources)
+        info.license = publish.license_notes(synthetic=synthetic, sources=sources)
 
     def _split_generators(self, dl_manager):
         self._label(self.info)  # a Hub repo id is known only once downloaded

@@ -83,12 +83,14 @@ def best_weights(options, state: dict) -> Path:
 
 
 def remove_unrecorded_best(accelerator: Accelerator, options, state: dict) -> None:
-    """Main process: remove the ``best-epoch-*`` folders other than the one ``state`` records (call
-    after the checkpoint that records it is written)."""
-    if accelerator.is_main_process:
-        for folder in (options.output / "checkpoints").glob("best-epoch-*"):
-            if folder.name != state.get("best_weights"):
-                shutil.rmtree(folder)
+    """Main process: remove the best-weights folders other than the one ``state`` records (call after
+    the checkpoint that records it is written): other ``best-epoch-*``, what a killed save left, and
+    the older code's ``best``."""
+    if accelerator.is_main_process and state.get("best_weights"):
+        folder = options.output / "checkpoints"
+        for path in [*folder.glob("best-epoch-*"), *folder.glob(".best-epoch-*.tmp"), folder / "best"]:
+            if path.name != state["best_weights"] and path.is_dir():
+                shutil.rmtree(path)
 
 
 def run_key(options) -> dict:

@@ -322,7 +322,9 @@ def check_max_length(max_length: int, encoder_config: PretrainedConfig, tokenize
     (it would fail at the first long batch, on a GPU as a device-side assert hours in)."""
     limits = []
     positions = getattr(encoder_config, "max_position_embeddings", None)
-    if positions and getattr(encoder_config, "position_embedding_type", "absolute") == "absolute":
+    absolute = getattr(encoder_config, "position_embedding_type", "absolute") == "absolute" and \
+        getattr(encoder_config, "position_biased_input", True)  # DeBERTa-v2/v3: relative positions only
+    if positions and absolute:
         offset = (encoder_config.pad_token_id or 0) + 1 if encoder_config.model_type in _OFFSET_POSITIONS else 0
         limits.append(positions - offset)
     if 0 < getattr(tokenizer, "model_max_length", 0) < 1_000_000:  # "no limit" is a huge number

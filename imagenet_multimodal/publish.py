@@ -242,6 +242,13 @@ def description(*, synthetic: bool, sources: Iterable[str]) -> str:
             "learned relevance score per caption.")
 
 
+UNLABELLED_DESCRIPTION = ("Captions of ImageNet-1k training images, a text per class and a relevance score per "
+                          "caption, in the imagenet-multimodal layout; this folder does not say whether its "
+                          "captions are ImageNet-Captions or a synthetic sample.")
+UNLABELLED_LICENSE = ("Code and relevance scores: MIT. Captions and class texts: see where this folder came from. "
+                      "Images are not included: ImageNet terms of access apply to the images you join.")
+
+
 def release_labels(kind: str, folder: Path) -> tuple[bool, list[str]] | None:
     """(synthetic, class text sources) of a work folder (``kind="work"``) or a Hub folder
     (``"hub"``: its card's tags and ``data/classes``), or None where the folder does not say."""

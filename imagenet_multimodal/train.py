@@ -4,7 +4,7 @@ Inputs: ``WORK/pairs/{train,test}-*.parquet`` (text, label, image_id), ``WORK/ca
 (the test captions alone are evaluated too) and ``WORK/classes.parquet`` (label names, optional).
 Outputs in ``WORK/model/`` (or ``--output``): ``config.json`` + ``model.safetensors`` of the best
 epoch, the tokenizer, ``metrics.json`` (options, per-epoch history, best epoch), ``README.md``
-(model card) and ``checkpoints/`` (``accelerator.save_state`` folders, ``best/``). Token ids are
+(model card) and ``checkpoints/`` (``accelerator.save_state`` folders, ``best-epoch-N/``). Token ids are
 cached in ``WORK/tokens/``.
 
 The paper's schedule is the default: 120 epochs, each over a fresh random 75% of the train pairs,
@@ -281,7 +281,6 @@ def train_epoch(job: SimpleNamespace, state: dict, progress) -> bool:
     skip, batches, accumulate = state["batches_done"], len(train_loader), options.gradient_accumulation_steps
     loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
     local = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # loss sum, batches
-    logged = local.clone()  # ``local`` at the last tracker log
     for index, batch in enumerate(loader, start=skip):
         torch.manual_seed(step_seed(options.seed, state["epoch"], index, accelerator.process_index))
         with accelerator.accumulate(job.model):
@@ -296,6 +295,8 @@ def train_epoch(job: SimpleNamespace, state: dict, progress) -> bool:
             job.optimizer.zero_grad()
         local[0] += loss.detach().double()
         local[1] += 1
+        if job.tracking:
+            job.since_log += torch.stack([loss.detach().double(), local.new_ones(())])
         state["batches_done"] = index + 1
         if not accelerator.sync_gradients:
             continue
@@ -303,10 +304,10 @@ def train_epoch(job: SimpleNamespace, state: dict, progress) -> bool:
         state["learning_rate"] = job.scheduler.get_last_lr()[0]
         progress.update(1)
         if job.tracking and state["global_step"] % options.logging_steps == 0:
-            since = accelerator.reduce(local - logged, reduction="sum")
+            since = accelerator.reduce(job.since_log.clone(), reduction="sum")
             accelerator.log({"train/loss": since[0].item() / max(1.0, since[1].item()),
                              "train/learning_rate": state["learning_rate"]}, step=state["global_step"])
-            logged = local.clone()
+            job.since_log.zero_()
         stop = state["global_step"] == options.stop_after_steps
         due = options.checkpoint_steps and state["global_step"] % options.checkpoint_steps == 0
         if (stop or due) and state["batches_done"] < len(train_loader):
@@ -340,6 +341,18 @@ def train_loop(job: SimpleNamespace, state: dict) -> dict:
                 return state | {"interrupted": True}
     finally:
         progress.close()
+    return state
+
+
+def _resumed_state(checkpoint: Path, options: TrainOptions) -> dict:
+    """The loop state of ``checkpoint``, checked: the best weights it names must still exist."""
+    state = read_json(checkpoint / "trainer_state.json")
+    if state["best"] is not None and not best_weights(options, state).is_file():
+        raise InputError(f"--resume {checkpoint}: the best weights it records ({best_weights(options, state)}) "
+                         "are gone; resume from the latest checkpoint of this output folder")
+    if "stopped_early" not in state:  # written before the stop was recorded
+        state["stopped_early"] = bool(options.patience and state["history"]) and \
+            state["history"][-1]["epoch"] - state["best"]["epoch"] >= options.patience
     return state
 
 
@@ -382,8 +395,8 @@ def _accelerator(options: TrainOptions) -> Accelerator:
     accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available(),
                               gradient_accumulation_steps=options.gradient_accumulation_steps, **tracker)
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file otherwise
-    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")
-    if launcher and launcher != precision:
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION")  # `accelerate launch` sets "no" by default
+    if launcher and launcher != precision and not (options.mixed_precision == "auto" and launcher == "no"):
         logger.warning("mixed precision %s (train --mixed-precision %s); the launcher's %s is not used",
                        precision, options.mixed_precision, launcher)
     if not accelerator.is_local_main_process:
@@ -423,6 +436,7 @@ def setup(options: TrainOptions) -> SimpleNamespace:
         accelerator=accelerator, options=options, encoder=encoder, tokenizer=tokenizer, data=data,
         model=model, optimizer=optimizer, scheduler=scheduler, loaders=loaders, sampler=sampler,
         steps_per_epoch=steps_per_epoch, tracking=options.report_to != "none",
+        since_log=torch.zeros(2, dtype=torch.float64, device=accelerator.device),  # loss sum, batches
         token_lengths=pairs.length_stats(data, max_length=options.max_length),
         elapsed=lambda state: state["seconds"] + time.monotonic() - clock)
 
@@ -467,7 +481,7 @@ def run(options: TrainOptions) -> dict:
     checkpoint = find_resume(options, accelerator)
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
-        state = read_json(checkpoint / "trainer_state.json")
+        state = _resumed_state(checkpoint, options)
         logger.info("resumed from %s (epoch %d, step %d)", checkpoint, state["epoch"], state["global_step"])
     _summary(job)
     state = train_loop(job, state)

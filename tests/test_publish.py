@@ -92,7 +92,7 @@ def test_card_says_where_each_text_comes_from(published, tmp_path):
     assert "Synthetic demo sample" not in text and "curve `rank`" in text
 
 
-def test_builder_describes_what_the_folder_holds(published, tmp_path):
+def test_builder_describes_what_the_folder_holds(published, tmp_path, monkeypatch):
     """The builder's description and licence follow the artifacts: a synthetic sample is never
     described as Flickr captions from ImageNet-Captions, nor its LLM class texts as Wikipedia."""
     work = published[0]
@@ -112,6 +112,25 @@ def test_builder_describes_what_the_folder_holds(published, tmp_path):
     info = ImagenetMultimodal(config_name="classes", artifacts=str(real), cache_dir=str(tmp_path)).info
     assert "with their Flickr captions (ImageNet-Captions)" in info.description
     assert "ImageNet-Captions (MIT)" in info.license
+
+    # a Hub repo id is labelled once downloaded (here: a snapshot that is the synthetic Hub folder)
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *args, **kwargs: str(work / "hub"))
+    builder = ImagenetMultimodal(config_name="filtered", artifacts="someone/imagenet-multimodal",
+                                 cache_dir=str(tmp_path / "repo"))
+    assert "Flickr captions" in builder.info.description  # not downloaded yet: the release's wording
+    streamed = builder.as_streaming_dataset(split="train")
+    assert "synthetic demo sample" in streamed.info.description
+    # a folder that does not say what it holds is described neutrally; a damaged label file is a warning
+    bare = tmp_path / "bare"
+    shutil.copytree(work / "hub", bare)
+    (bare / "README.md").unlink()
+    info = ImagenetMultimodal(config_name="classes", artifacts=str(bare), cache_dir=str(tmp_path / "c")).info
+    assert "does not say whether" in info.description
+    (real / "classes.parquet").write_bytes(b"PAR1 damaged")
+    info = ImagenetMultimodal(config_name="filtered", artifacts=str(real), cache_dir=str(tmp_path)).info
+    assert "does not say whether" in info.description
 
 
 def test_config_names_default_first(published):

@@ -110,6 +110,40 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(work, encoder, acc
         AutoModel.from_pretrained(work / "part"))
 
 
+def test_kill_between_best_weights_and_checkpoint(work, encoder, monkeypatch):
+    """Killed after saving a better epoch's weights but before the checkpoint that records them: the
+    resumed run ends as an uninterrupted one and keeps no weights that no checkpoint recorded."""
+    common = ["--epochs", "3", "--best-metric", "pairs_loss"]
+    full = _run(work, encoder, *common, "--output", str(work / "full"))
+    save = checkpoints.save_checkpoint
+
+    def killed(accelerator, options, state):
+        if state["epoch"] == 2 and state["batches_done"] == 0:
+            raise KeyboardInterrupt("killed")
+        return save(accelerator, options, state)
+
+    monkeypatch.setattr(train, "save_checkpoint", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _run(work, encoder, *common, "--output", str(work / "part"))
+    assert (work / "part" / "checkpoints" / "best-epoch-0001").is_dir()  # saved, not yet recorded
+    monkeypatch.setattr(train, "save_checkpoint", save)
+    resumed = _run(work, encoder, *common, "--output", str(work / "part"), "--resume", "latest")
+    assert resumed["history"] == full["history"] and resumed["best"] == full["best"]
+    assert weights_digest(AutoModel.from_pretrained(work / "full")) == weights_digest(
+        AutoModel.from_pretrained(work / "part"))
+    assert [p.name for p in (work / "part" / "checkpoints").glob("*best*")] == \
+        [f"best-epoch-{full['best']['epoch']:04d}"]
+
+
+def test_resume_from_a_checkpoint_whose_best_weights_are_gone(work, encoder):
+    common = ["--epochs", "3", "--output", str(work / "gone"), "--checkpoints-total-limit", "3"]
+    _run(work, encoder, *common, "--stop-after-steps", "40")
+    first = work / "gone" / "checkpoints" / "step-00000015"  # epoch 0's, naming best-epoch-0000
+    assert first.is_dir() and not (work / "gone" / "checkpoints" / "best-epoch-0000").exists()
+    with pytest.raises(InputError, match=r"step-00000015: the best weights it records .* are gone"):
+        _run(work, encoder, *common, "--resume", str(first))
+
+
 def test_early_stopping(work, encoder):
     # a learning rate of ~0 never improves top-1: patience 1 stops after the second epoch
     metrics = _run(work, encoder, "--epochs", "6", "--learning-rate", "1e-12", "--head-learning-rate",
@@ -185,7 +219,10 @@ def test_two_cpu_processes_cooperate(work, encoder):
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((out / f"rank-{i}.json").read_text()) for i in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
-    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]  # each rank's last-step weights
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    last = AutoModel.from_pretrained(out)  # the digests are of each rank's last-step weights
+    last.load_state_dict(load_file(sorted((out / "checkpoints").glob("step-*"))[-1] / "model.safetensors"))
+    assert ranks[0]["weights_sha256"] == weights_digest(last)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps_per_epoch"] == 15
     for record in metrics["history"]:  # every test example counted exactly once
