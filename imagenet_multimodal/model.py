@@ -219,7 +219,8 @@ class RelevanceModel(PreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)[0]
         pooled = self.dropout(masked_mean(hidden, attention_mask))
-        logits = self.classifier(pooled.to(self.classifier.weight.dtype)).to(torch.float32)
+        with torch.autocast(device_type=pooled.device.type, enabled=False):  # the head in float32 always
+            logits = self.classifier(pooled.to(self.classifier.weight.dtype)).to(torch.float32)
         loss = None
         if labels is not None:
             loss = classification_loss(logits, labels, loss=self.config.loss)

@@ -365,8 +365,8 @@ def _method_wording(scores: dict[str, Any], sentences: pa.ChunkedArray) -> dict[
     """The relevance curve in force and how many class sentences each class has, in words."""
     high, low, curve = scores["high"], scores["low"], scores["curve"]
     relevance_rule = {
-        "linear": f"Kept captions get relevance a = 1 if p_correct > {high}, else p_correct + 0.1, rescaled "
-                  "linearly onto [0, 1] over the kept captions (curve `linear`, the paper's).",
+        "linear": f"Kept captions get relevance a = 1 if p_correct > {high}, else p_correct + 0.1 (at most 1), "
+                  "rescaled linearly onto [0, 1] over the kept captions (curve `linear`, the paper's).",
         "rank": "Kept captions get relevance = their p_correct rank among the kept captions, spread "
                 "uniformly over [0, 1], ties sharing their mean rank (curve `rank`; the paper's is `linear`).",
         "smooth": f"Kept captions get relevance = smoothstep of p_correct from {low} (0) to {high} (1) "

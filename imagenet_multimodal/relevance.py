@@ -2,7 +2,9 @@
 
 The paper's rule: a caption is dropped when p_correct < mean(p) (``below_mean``) or
 p_correct < low (``below_low``); a kept caption gets a = 1 if p_correct > high else
-p_correct + 0.1, rescaled linearly onto [0, 1] over the kept captions. Thresholds and the curve
+min(p_correct + 0.1, 1), rescaled linearly onto [0, 1] over the kept captions (the cap changes
+nothing at the paper's high = 0.9 and keeps the curve monotone above it). The rules take finite
+probabilities only: a NaN would be kept by every comparison, so it is a ValueError. Thresholds and the curve
 are options (``linear``, ``rank``, ``smooth``), and a calibrated mode takes per-class thresholds
 from the probabilities themselves, as confident learning does (cleanlab: t_j = mean p_j over the
 captions labelled j).
@@ -38,11 +40,20 @@ def keep_rule(p_correct: np.ndarray, p_mean: np.ndarray, *, low: float = 0.5) ->
     low : float
         Lower threshold.
     """
-    p_correct, p_mean = np.asarray(p_correct, dtype=np.float64), np.asarray(p_mean, dtype=np.float64)
+    p_correct, p_mean = _finite(p_correct, "p_correct"), _finite(p_mean, "p_mean")
     reason = np.full(p_correct.shape, "", dtype=object)
     reason[p_correct < low] = "below_low"
     reason[p_correct < p_mean] = "below_mean"  # listed first in the paper, so it wins
     return reason
+
+
+def _finite(values, name: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(f"{name}: {int(bad.sum())} of {values.size} values are not finite "
+                         f"(first at position {int(np.flatnonzero(bad)[0])})")
+    return values
 
 
 def class_thresholds(p_correct: np.ndarray, labels: np.ndarray, *, num_classes: int) -> np.ndarray:
@@ -61,11 +72,11 @@ def class_thresholds(p_correct: np.ndarray, labels: np.ndarray, *, num_classes: 
 def calibrated_rule(p_correct: np.ndarray, p_mean: np.ndarray, labels: np.ndarray, *,
                     num_classes: int) -> np.ndarray:
     """Drop a caption below its class's threshold (``below_class_threshold``) or below the mean."""
-    p_correct = np.asarray(p_correct, dtype=np.float64)
+    p_correct, p_mean = _finite(p_correct, "p_correct"), _finite(p_mean, "p_mean")
     thresholds = class_thresholds(p_correct, labels, num_classes=num_classes)
     reason = np.full(p_correct.shape, "", dtype=object)
     reason[p_correct < thresholds[np.asarray(labels)]] = "below_class_threshold"
-    reason[p_correct < np.asarray(p_mean, dtype=np.float64)] = "below_mean"
+    reason[p_correct < p_mean] = "below_mean"
     return reason
 
 
@@ -80,13 +91,13 @@ def _rescale(values: np.ndarray) -> np.ndarray:
 def relevance_curve(p_kept: np.ndarray, *, low: float = 0.5, high: float = 0.9, curve: str = "linear") -> np.ndarray:
     """Relevance in [0, 1] of the kept captions from their p_correct.
 
-    ``linear`` (the paper): a = 1 above ``high`` else p + 0.1, rescaled over the kept captions;
+    ``linear`` (the paper): a = 1 above ``high`` else min(p + 0.1, 1), rescaled over the kept captions;
     ``rank``: the captions' rank among the kept, spread uniformly (ties share their mean rank);
     ``smooth``: smoothstep from ``low`` (0) to ``high`` (1), a continuous version of the paper's knee.
     """
-    p = np.asarray(p_kept, dtype=np.float64)
+    p = _finite(p_kept, "p_correct")
     if curve == "linear":
-        return _rescale(np.where(p > high, 1.0, p + 0.1))
+        return _rescale(np.where(p > high, 1.0, np.minimum(p + 0.1, 1.0)))
     if curve == "rank":
         order = p.argsort(kind="stable")
         ranks = np.empty(len(p))

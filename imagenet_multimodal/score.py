@@ -59,6 +59,9 @@ class ScoreOptions:
         "help": "which probabilities decide kept/relevance: auto = out-of-fold when --folds > 1",
         "choices": ["auto", "in-sample", "out-of-fold"]})
     batch_size: int = field(default=256, metadata={"help": "captions per batch and process"})
+    mixed_precision: str = field(default="model", metadata={
+        "help": "the encoder's precision on a GPU (the head always runs in float32): model = as the model was "
+                "trained; the CPU runs float32", "choices": ["model", "no", "bf16", "fp16"]})
     truth: Path | None = field(default=None, metadata={
         "help": "ground truth (parquet/csv: image_id, relevant); default: the sample writer's side file"})
     force: bool = field(default=False, metadata={"help": "recompute even if the scores are up to date"})
@@ -105,11 +108,21 @@ def eligible_captions(work: Path) -> pa.Table:
     return table
 
 
-def _accelerator():
+def precision(options: ScoreOptions) -> str:
+    """The mixed precision of the model pass: float32 ("no") on a CPU; on a GPU the option, or with
+    ``model`` the precision the model was trained in (its ``metrics.json``)."""
+    if not torch.cuda.is_available():
+        return "no"
+    if options.mixed_precision != "model":
+        return options.mixed_precision
+    metrics = options.model / "metrics.json"
+    return (read_json(metrics).get("mixed_precision") if metrics.exists() else None) or "no"
+
+
+def _accelerator(mixed_precision: str):
     from accelerate import Accelerator
 
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision="bf16" if bf16 else "no")
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=mixed_precision)
 
 
 def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, accelerator, batch_size: int,
@@ -117,7 +130,8 @@ def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, acce
     """Score ``captions`` with the model in ``folder``; cached by the model's and captions' content."""
     from .scoring import class_embeddings, score_texts
 
-    key = f"{file_sha256(folder / 'model.safetensors')[:24]}-{scored_captions_digest(captions)}"
+    key = (f"{file_sha256(folder / 'model.safetensors')[:24]}-{scored_captions_digest(captions)}"
+           f"-{accelerator.mixed_precision}")
     path = cache / f"{key}.parquet"
     if path.exists():
         try:
@@ -132,20 +146,27 @@ def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, acce
     result = score_texts(model, tokenizer, captions["text"].to_pylist(), captions["label"].to_numpy(),
                          accelerator=accelerator, batch_size=batch_size, max_length=max_length,
                          classes=classes, desc=f"scoring with {folder.name}")
+    bad = ~(np.isfinite(result["p_correct"]) & np.isfinite(result["p_mean"]))
+    if bad.any():  # a diverged model; every threshold comparison would keep a NaN
+        first = captions["record"][int(np.flatnonzero(bad)[0])].as_py()
+        raise InputError(f"{folder}: the model gave no finite probability for {int(bad.sum())} of {len(bad)} "
+                         f"captions (first: record {first}); it has diverged: train it again (a lower "
+                         "learning rate, or --mixed-precision no)")
     if accelerator.is_main_process:
         write_parquet(pa.table(result), path)
     return result
 
 
-def fold_models(options: ScoreOptions) -> list[Path]:
-    """The K cross-fitted models, trained (in sequence, sharing one tokenisation) where missing."""
+def fold_models(options: ScoreOptions, mixed_precision: str) -> list[Path]:
+    """The K cross-fitted models, trained (in sequence, sharing one tokenisation) where missing, in
+    the model pass's ``mixed_precision`` (one process holds one precision)."""
     from .train import TrainOptions
     from .train import run as run_train
 
     metrics = read_json(require_file(options.model / "metrics.json", made_by=f"train --work {options.work}"))
     base = {k: v for k, v in metrics["options"].items()
             if k not in ("work", "output", "folds", "fold", "resume", "stop_after_steps", "force",
-                         "write_rank_digests")}
+                         "write_rank_digests")} | {"mixed_precision": mixed_precision}
     folders = []
     for fold in range(options.folds):
         output = options.work / "folds" / f"fold-{fold}"
@@ -164,7 +185,7 @@ def out_of_fold(options: ScoreOptions, captions: pa.Table, class_texts: list[str
     folds = fold_of(captions["image_id"].to_pylist(), folds=options.folds, seed=seed)
     is_train = pc.equal(captions["role"], "train").to_numpy(zero_copy_only=False)
     result = {name: values.copy() for name, values in in_sample.items()}
-    for fold, folder in enumerate(fold_models(options)):
+    for fold, folder in enumerate(fold_models(options, accelerator.mixed_precision)):
         rows = np.flatnonzero(is_train & (folds == fold))
         if len(rows):
             part = model_pass(folder, captions.take(pa.array(rows)), class_texts, accelerator=accelerator,
@@ -231,51 +252,55 @@ def _histogram(values: np.ndarray) -> dict[str, list]:
     return {"edges": edges.round(3).tolist(), "counts": counts.tolist()}
 
 
-def measure(relevant: np.ndarray, labels: np.ndarray, signals: dict[str, dict[str, np.ndarray]],
-            options: ScoreOptions, name_match: np.ndarray) -> dict[str, Any]:
+def measure(relevant: np.ndarray, positions: np.ndarray, labels: np.ndarray,
+            signals: dict[str, dict[str, np.ndarray]], options: ScoreOptions, name_match: np.ndarray) -> dict[str, Any]:
     """Precision/recall/F1 of each filter, ROC AUC of each score, and the low x high sweep.
 
-    ``signals`` maps "in-sample" (and "out-of-fold") to model-pass arrays; all restricted to
-    the captions with ground truth.
+    ``signals`` maps "in-sample" (and "out-of-fold") to model-pass arrays over all scored captions;
+    ``labels`` and ``name_match`` cover them too. Each filter is applied to all captions, as it is
+    published (per-class thresholds and the rescaling depend on every caption), then measured on
+    the captions at ``positions``, whose ground truth ``relevant`` holds.
     """
     methods, aucs = {}, {}
     for name, p in signals.items():
         fixed = rules.keep_rule(p["p_correct"], p["p_mean"], low=options.low) == ""
         calibrated = rules.calibrated_rule(p["p_correct"], p["p_mean"], labels, num_classes=NUM_CLASSES) == ""
-        methods[f"paper rule, {name}"] = rules.precision_recall_f1(fixed, relevant)
-        methods[f"calibrated, {name}"] = rules.precision_recall_f1(calibrated, relevant)
-        aucs[f"p_correct, {name}"] = rules.roc_auc(p["p_correct"], relevant)
+        methods[f"paper rule, {name}"] = rules.precision_recall_f1(fixed[positions], relevant)
+        methods[f"calibrated, {name}"] = rules.precision_recall_f1(calibrated[positions], relevant)
+        aucs[f"p_correct, {name}"] = rules.roc_auc(p["p_correct"][positions], relevant)
     base = signals.get("out-of-fold", signals["in-sample"])
     similarity = base["similarity"]
     class_mean = rules.class_thresholds(similarity, labels, num_classes=NUM_CLASSES)
-    methods["name match"] = rules.precision_recall_f1(name_match, relevant)
-    methods["class similarity (per-class mean)"] = rules.precision_recall_f1(similarity >= class_mean[labels],
-                                                                             relevant)
-    aucs["class_similarity"] = rules.roc_auc(similarity, relevant)
-    aucs["informativeness"] = rules.roc_auc(rules.informativeness(np.stack([base["prob1"], base["prob2"]], 1)),
-                                            relevant)
-    aucs["name_match"] = rules.roc_auc(name_match.astype(float), relevant)
+    methods["name match"] = rules.precision_recall_f1(name_match[positions], relevant)
+    methods["class similarity (per-class mean)"] = rules.precision_recall_f1(
+        (similarity >= class_mean[labels])[positions], relevant)
+    aucs["class_similarity"] = rules.roc_auc(similarity[positions], relevant)
+    informative = rules.informativeness(np.stack([base["prob1"], base["prob2"]], 1))
+    aucs["informativeness"] = rules.roc_auc(informative[positions], relevant)
+    aucs["name_match"] = rules.roc_auc(name_match[positions].astype(float), relevant)
     report = {"captions_with_truth": int(len(relevant)), "relevant": int(relevant.sum()),
-              "methods": methods, "roc_auc": aucs, "sweep": _sweep(base, relevant)}
+              "methods": methods, "roc_auc": aucs, "sweep": _sweep(base, relevant, positions)}
     if "out-of-fold" in signals:
         report["oof_minus_in_sample_auc"] = aucs["p_correct, out-of-fold"] - aucs["p_correct, in-sample"]
     return report
 
 
-def _sweep(p: dict[str, np.ndarray], relevant: np.ndarray) -> list[dict[str, float]]:
+def _sweep(p: dict[str, np.ndarray], relevant: np.ndarray, positions: np.ndarray) -> list[dict[str, float]]:
+    """The paper's rule at each (low, high), applied to all captions, measured at ``positions``."""
     rows = []
     for low in np.round(np.arange(0.05, 1.0, 0.1), 2):
         kept = rules.keep_rule(p["p_correct"], p["p_mean"], low=low) == ""
-        scores = rules.precision_recall_f1(kept, relevant)
+        scores = rules.precision_recall_f1(kept[positions], relevant)
         for high in (0.6, 0.7, 0.8, 0.9, 0.95):
             if high < low:
                 continue
-            rel = rules.relevance_curve(p["p_correct"][kept], low=low, high=high)
-            on_relevant = rel[relevant[kept]]
+            rel = np.full(len(kept), np.nan)
+            rel[kept] = rules.relevance_curve(p["p_correct"][kept], low=low, high=high)
+            rel, kept_here = rel[positions], kept[positions]
+            on_relevant, on_irrelevant = rel[kept_here & relevant], rel[kept_here & ~relevant]
             rows.append({"low": float(low), "high": high, **scores,
                          "mean_relevance_relevant": float(on_relevant.mean()) if len(on_relevant) else None,
-                         "mean_relevance_irrelevant": float(rel[~relevant[kept]].mean())
-                         if (~relevant[kept]).any() else None})
+                         "mean_relevance_irrelevant": float(on_irrelevant.mean()) if len(on_irrelevant) else None})
     return rows
 
 
@@ -301,9 +326,9 @@ def _scores_table(captions: pa.Table, published: dict[str, np.ndarray], reasons:
 
 
 def _fingerprint(options: ScoreOptions, captions: pa.Table) -> dict[str, Any]:
-    keep = ("folds", "low", "high", "curve", "mode", "published")
+    keep = ("folds", "low", "high", "curve", "mode", "published")  # and the model pass's precision
     return {"model": file_sha256(options.model / "model.safetensors"), "captions": scored_captions_digest(captions),
-            **{k: getattr(options, k) for k in keep},
+            **{k: getattr(options, k) for k in keep}, "mixed_precision": precision(options),
             "truth": str(options.truth) if options.truth else None}
 
 
@@ -324,7 +349,7 @@ def run(options: ScoreOptions) -> dict[str, Any]:
     truth = read_truth(options)  # checked before the model pass, which can take hours
     class_texts = [" ".join(p for p in (s, d) if p) for s, d in
                    zip(classes["summary"].to_pylist(), classes["description"].to_pylist())]
-    accelerator = _accelerator()
+    accelerator = _accelerator(precision(options))
     cache = work / "score_cache"
     signals = {"in-sample": model_pass(options.model, captions, class_texts, accelerator=accelerator,
                                        batch_size=options.batch_size, cache=cache)}
@@ -357,6 +382,7 @@ def _finish(options: ScoreOptions, captions: pa.Table, classes: pa.Table,
     write_parquet(table, work / "scores.parquet", row_group_size=65_536)
     counts = {reason or "kept": int(n) for reason, n in zip(*np.unique(reasons, return_counts=True))}
     stats = {"fingerprint": fingerprint, "model_path": str(options.model),
+             "mixed_precision": fingerprint["mixed_precision"],
              "low": options.low, "high": options.high, "curve": options.curve,
              "mode": options.mode, "method": options.published, "folds": options.folds,
              "captions": len(reasons), "reasons": counts,
@@ -384,8 +410,7 @@ def _report(captions, truth, labels, signals, options, name_match, path: Path) -
         return ""
     positions = np.array([r[0] for r in rows])
     relevant = np.array([r[1] for r in rows], dtype=bool)
-    subset = {name: {k: v[positions] for k, v in p.items()} for name, p in signals.items()}
-    report = measure(relevant, labels[positions], subset, options, name_match[positions])
+    report = measure(relevant, positions, labels, signals, options, name_match)
     write_json(report, path)
     for method, values in report["methods"].items():
         logger.info("  %-36s precision %.3f recall %.3f F1 %.3f", method, values["precision"], values["recall"],

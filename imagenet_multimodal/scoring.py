@@ -66,13 +66,16 @@ def class_embeddings(model: RelevanceModel, tokenizer, texts: list[str], *, max_
 def _reduce(model: RelevanceModel, batch: dict, classes: torch.Tensor) -> torch.Tensor:
     """One batch -> (batch, len(FIELDS) + 1) float64 rows: index first, then :data:`FIELDS`."""
     pooled = _pooled(model, batch["input_ids"], batch["attention_mask"])
-    logits = model.classifier(pooled.to(model.classifier.weight.dtype))
-    probs = model.probabilities(logits)
-    labels = batch["labels"]
-    p_correct = probs.gather(1, labels[:, None])[:, 0]
-    rank = (probs > p_correct[:, None]).sum(dim=1) + 1
-    top = probs.topk(5, dim=1)
-    similarity = (torch.nn.functional.normalize(pooled, dim=-1) * classes[labels]).sum(dim=1)
+    # the head and the probabilities in float32 whatever the encoder ran in: bf16 logits would move
+    # p_correct by ~0.01 and flip keep decisions near the thresholds
+    with torch.autocast(device_type=pooled.device.type, enabled=False):
+        pooled = pooled.float()
+        probs = model.probabilities(model.classifier(pooled.to(model.classifier.weight.dtype)).float())
+        labels = batch["labels"]
+        p_correct = probs.gather(1, labels[:, None])[:, 0]
+        rank = (probs > p_correct[:, None]).sum(dim=1) + 1
+        top = probs.topk(5, dim=1)
+        similarity = (torch.nn.functional.normalize(pooled, dim=-1) * classes[labels].float()).sum(dim=1)
     columns = [batch["index"].double(), p_correct.double(), probs.mean(dim=1).double(), rank.double(),
                *top.indices.double().unbind(1), *top.values[:, :2].double().unbind(1), similarity.double()]
     return torch.stack(columns, dim=1)
@@ -105,7 +108,7 @@ def score_texts(model: RelevanceModel, tokenizer, texts: list[str], labels: np.n
     rows = []
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not accelerator.is_local_main_process,
                       leave=False):
-        with accelerator.autocast():  # bf16 on GPUs that have it (the Accelerator's mixed precision)
+        with accelerator.autocast():  # the encoder in the Accelerator's mixed precision (score --mixed-precision)
             reduced = _reduce(model, batch, classes)
         rows.append(accelerator.gather_for_metrics(reduced).cpu())
     table = torch.cat(rows).numpy() if rows else np.zeros((0, len(FIELDS) + 1))

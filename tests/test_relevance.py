@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from imagenet_multimodal import relevance as rules
 from imagenet_multimodal.relevance import (
     calibrated_rule,
     check_thresholds,
@@ -94,3 +95,23 @@ def test_name_matcher_word_boundaries():
 
 def test_informativeness():
     assert np.allclose(informativeness(np.array([[0.9, 0.05], [0.4, 0.4], [0.0, 0.0]])), [0.85 / 0.95, 0.0, 0.0])
+
+
+def test_linear_curve_is_monotone_for_any_upper_threshold():
+    p = np.linspace(0.5, 1.0, 101)
+    for high in (0.6, 0.9, 0.93, 0.95, 0.99):
+        relevance = rules.relevance_curve(p, low=0.5, high=high)
+        assert np.all(np.diff(relevance) >= 0), high
+    # unchanged at the paper's 0.9: p + 0.1 never exceeds 1 below the knee
+    paper = rules.relevance_curve(np.array([0.6, 0.8, 0.95]), high=0.9)
+    assert np.allclose(paper, [0.0, 0.2 / 0.3, 1.0])
+
+
+def test_rules_refuse_non_finite_probabilities():
+    nan = float("nan")
+    with pytest.raises(ValueError, match=r"p_correct: 1 of 4 values are not finite \(first at position 3\)"):
+        rules.keep_rule(np.array([0.95, 0.7, 0.6, nan]), np.full(4, 0.001))
+    with pytest.raises(ValueError, match="p_mean"):
+        rules.calibrated_rule(np.array([0.9, 0.8]), np.array([0.1, np.inf]), np.array([0, 0]), num_classes=2)
+    with pytest.raises(ValueError, match="not finite"):
+        rules.relevance_curve(np.array([0.7, nan]))

@@ -189,3 +189,87 @@ def test_two_cpu_processes_give_the_same_scores(trained, tmp_path):
     assert double["record"].to_pylist() == single["record"].to_pylist()  # every caption exactly once
     assert np.allclose(double["p_correct"].to_numpy(), single["p_correct"].to_numpy(), atol=1e-5)
     assert double["kept"].to_pylist() == single["kept"].to_pylist()
+
+
+def test_each_train_caption_is_scored_by_the_model_that_left_it_out(trained, tmp_path):
+    work = _copy(trained, tmp_path)
+    run_score(ScoreOptions(work=work, folds=2))
+    scores = pq.read_table(work / "scores.parquet")
+    captions = eligible_captions(work)
+    is_train = pc.equal(captions["role"], "train").to_numpy(zero_copy_only=False)
+    folds = fold_of(captions["image_id"].to_pylist(), folds=2, seed=TINY["seed"])
+    labels = captions["label"].to_numpy()
+    published = scores["p_correct"].to_numpy()
+    for fold in range(2):
+        model, tokenizer = load_model(work / "folds" / f"fold-{fold}", device=torch.device("cpu"))
+        rows = np.flatnonzero(is_train & (folds == fold))
+        enc = tokenizer([captions["text"][int(i)].as_py() for i in rows], truncation=True,
+                        max_length=TINY["max_length"], padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            probs = model.probabilities(model(**enc).logits).numpy()
+        assert np.allclose(published[rows], probs[np.arange(len(rows)), labels[rows]], atol=1e-5)
+
+
+def test_a_diverged_model_is_refused_not_published(trained, tmp_path, monkeypatch):
+    """NaN probabilities would pass every threshold comparison: the stage stops, naming a record."""
+    from imagenet_multimodal import scoring
+
+    work = _copy(trained, tmp_path)
+    real = scoring.score_texts
+
+    def diverged(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result["p_correct"][3:5] = np.nan
+        return result
+
+    monkeypatch.setattr(scoring, "score_texts", diverged)
+    record = eligible_captions(work)["record"][3].as_py()
+    with pytest.raises(InputError, match=rf"no finite probability for 2 of \d+ captions \(first: record {record}\)"):
+        run_score(ScoreOptions(work=work))
+    assert not (work / "scores.parquet").exists() and not list((work / "score_cache").glob("*.parquet"))
+
+
+def test_folds_after_a_model_trained_in_another_precision(trained, tmp_path):
+    """One process holds one mixed precision: the fold models train in the model pass's precision
+    (score crashed when the main model had been trained in another one)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    work = _copy(trained, tmp_path)
+    metrics = json.loads((work / "model" / "metrics.json").read_text())
+    encoder = metrics["options"]["encoder"]
+    cli = str(Path(sys.executable).parent / "imagenet-multimodal")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    train = [cli, "train", "--work", str(work), "--encoder", encoder, *args, "--epochs", "1",
+             "--mixed-precision", "bf16", "--force"]
+    done = subprocess.run(train, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((work / "model" / "metrics.json").read_text())["mixed_precision"] == "bf16"
+    done = subprocess.run([cli, "score", "--work", str(work), "--folds", "2"], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    stats = json.loads((work / "score_stats.json").read_text())
+    assert stats["mixed_precision"] == "no" and stats["method"] == "out-of-fold"  # a CPU scores in float32
+
+
+def test_partial_truth_measures_the_published_filter(trained, tmp_path):
+    """With ground truth for some captions only, the report measures the filter that is published:
+    per-class thresholds over all captions, not over those with ground truth."""
+    from imagenet_multimodal.sample import truth_path
+
+    work = _copy(trained, tmp_path)
+    truth = pq.read_table(truth_path(trained.parent / "sample.json"), columns=["image_id", "relevant"])
+    part = truth.slice(0, truth.num_rows // 3)
+    pq.write_table(part, tmp_path / "part.parquet")
+    run_score(ScoreOptions(work=work, mode="calibrated", truth=tmp_path / "part.parquet"))
+    scores = pq.read_table(work / "scores.parquet")
+    flags = dict(zip(part["image_id"].to_pylist(), part["relevant"].to_pylist()))
+    rows = [i for i, image_id in enumerate(scores["image_id"].to_pylist()) if image_id in flags]
+    kept = np.array(scores["kept"].to_pylist())[rows]
+    relevant = np.array([flags[scores["image_id"][i].as_py()] for i in rows])
+    report = json.loads((work / "score_report.json").read_text())
+    assert 0 < report["captions_with_truth"] == len(rows) < scores.num_rows
+    assert report["methods"]["calibrated, in-sample"] == rules.precision_recall_f1(kept, relevant)
