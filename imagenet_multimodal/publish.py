@@ -439,11 +439,13 @@ def run(options: PublishOptions) -> dict[str, dict[str, int]]:
     if not options.push:
         logger.info("publish: dry run; %s is ready (add --push to upload)", options.work / "hub")
         return counts
-    from .hub import push_folder
+    from .hub import DATASET_DELETE_PATTERNS, MODEL_DELETE_PATTERNS, push_folder
 
-    push_folder(options.work / "hub", options.repo_id, repo_type="dataset", private=options.private)
+    push_folder(options.work / "hub", options.repo_id, repo_type="dataset", private=options.private,
+                delete_patterns=DATASET_DELETE_PATTERNS)
     if model_folder is not None:
-        push_folder(model_folder, options.model_repo_id, repo_type="model", private=options.private)
+        push_folder(model_folder, options.model_repo_id, repo_type="model", private=options.private,
+                    delete_patterns=MODEL_DELETE_PATTERNS)
     return counts
 
 

@@ -293,3 +293,22 @@ def test_publish_refuses_an_empty_filter(published, tmp_path):
     with pytest.raises(InputError, match="kept no caption"):
         run_publish(PublishOptions(work=work))
     assert not (work / "hub").exists()
+
+
+def test_push_deletes_only_the_files_publish_manages(published, tmp_path, monkeypatch):
+    """publish tells the upload which stale remote files it may delete: the dataset's data/ shards,
+    the model's weights and runs/; anything else in a repo stays."""
+    from imagenet_multimodal import hub
+
+    work = tmp_path / "work"
+    shutil.copytree(published[0], work, ignore=shutil.ignore_patterns("hub", "hub-model"))
+    (work / "model").mkdir(exist_ok=True)
+    (work / "model" / "config.json").write_text("{}")
+    calls = []
+    monkeypatch.setattr(hub, "push_folder", lambda folder, repo_id, **kwargs: calls.append((repo_id, kwargs)))
+    run_publish(PublishOptions(work=work, repo_id="someone/imagenet-multimodal", push=True))
+    assert [(repo_id, kwargs["repo_type"], kwargs["delete_patterns"]) for repo_id, kwargs in calls] == [
+        ("someone/imagenet-multimodal", "dataset", hub.DATASET_DELETE_PATTERNS),
+        ("someone/imagenet-multimodal-relevance", "model", hub.MODEL_DELETE_PATTERNS),
+    ]
+    assert hub.DATASET_DELETE_PATTERNS == ("data/**",)
