@@ -8,6 +8,7 @@ Authorization header and appear in no log line.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import threading
@@ -27,6 +28,33 @@ from imagenet_multimodal.hub import (
 from imagenet_multimodal.io import InputError
 
 TOKEN = "hf_test_secret_token_123"
+
+
+LFS_SUFFIXES = (".parquet", ".safetensors", ".bin")  # stored in LFS, as the Hub's default .gitattributes says
+
+
+def lfs_pointer(data: bytes) -> bytes:
+    """The Git LFS pointer file that git stores in place of ``data``."""
+    oid = hashlib.sha256(data).hexdigest()
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(data)}\n".encode()
+
+
+def tree_entries(files: dict[str, bytes]) -> list[dict]:
+    """What GET /api/{repo_type}s/{repo}/tree/{revision}?recursive=true answers: folders, plain files
+    (oid = git blob id of the content) and LFS files (oid = git blob id of the pointer; ``lfs.oid`` =
+    sha256 of the content, ``size`` = the content's size)."""
+    folders = sorted({"/".join(path.split("/")[:i]) for path in files for i in range(1, path.count("/") + 1)})
+    entries = [{"type": "directory", "oid": git_blob_sha1(f.encode()), "size": 0, "path": f} for f in folders]
+    for path, data in sorted(files.items()):
+        entry = {"type": "file", "path": path, "size": len(data)}
+        if path.endswith(LFS_SUFFIXES):
+            pointer = lfs_pointer(data)
+            entry["oid"] = git_blob_sha1(pointer)
+            entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": len(pointer)}
+        else:
+            entry["oid"] = git_blob_sha1(data)
+        entries.append(entry)
+    return entries
 
 
 class FakeHub(BaseHTTPRequestHandler):
@@ -52,9 +80,7 @@ class FakeHub(BaseHTTPRequestHandler):
     def do_GET(self):
         self.tokens.add(self.headers.get("Authorization", ""))
         if "/tree/" in self.path:
-            entries = [{"type": "file", "path": p, "oid": git_blob_sha1(d), "size": len(d)}
-                       for p, d in sorted(self.files.items())]
-            return self._reply(200, entries)
+            return self._reply(200, tree_entries(self.files))
         self.unknown.append("GET " + self.path)
         return self._reply(404, {"error": "not found"})
 
@@ -191,3 +217,21 @@ def test_model_push_deletes_only_stale_weights_and_runs(hub, tmp_path):
 ])
 def test_glob_regex(pattern, path, matches):
     assert bool(glob_regex(pattern).fullmatch(path)) is matches
+
+
+def test_unchanged_lfs_files_are_skipped_on_resume(hub, tmp_path):
+    """Parquet shards live in LFS: the tree's oid is the pointer's blob id, so only the LFS sha256
+    says that the content is already there."""
+    server, api = hub
+    folder = _folder(tmp_path, shards=3)
+    assert push_folder(folder, "org/name", repo_type="dataset", api=api)["uploaded"] == 4
+    listing = {e["path"]: e for e in tree_entries(server.files)}
+    shard = "data/filtered/train-00000-of-00003.parquet"
+    assert "lfs" in listing[shard] and listing[shard]["oid"] != git_blob_sha1((folder / shard).read_bytes())
+    assert listing["data/filtered"]["type"] == "directory"
+    commits = len(server.commits)
+    assert push_folder(folder, "org/name", repo_type="dataset", api=api) == {"uploaded": 0, "skipped": 4, "deleted": 0}
+    assert len(server.commits) == commits  # nothing to send: no commit at all
+    (folder / shard).write_bytes(b"PAR1 changed")  # a changed LFS file is sent again
+    assert push_folder(folder, "org/name", repo_type="dataset", api=api)["uploaded"] == 1
+    assert server.commits[-1] == [shard]
