@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from .io import InputError
 
@@ -114,7 +114,7 @@ def push_folder(
             api.create_commit(repo_id, operations=operations, repo_type=repo_type,
                               commit_message=f"Upload {folder.name} ({number}/{len(batches)})")
             logger.info("hub: %s commit %d/%d: %d files", repo_id, number, len(batches), len(operations))
-    except (HfHubHTTPError, _TransportError, OSError) as err:  # HTTP errors and unreachable hosts alike
+    except (HfHubHTTPError, HFValidationError, _TransportError, OSError) as err:  # HTTP, bad repo id, no host
         raise InputError(f"uploading {folder} to {repo_type} repo {repo_id} failed: {err}") from err
     counts = {"uploaded": len(todo), "skipped": len(local) - len(todo), "deleted": len(stale)}
     logger.info("hub: %s: %d uploaded, %d already there, %d stale deleted", repo_id, *counts.values())

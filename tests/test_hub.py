@@ -235,3 +235,10 @@ def test_unchanged_lfs_files_are_skipped_on_resume(hub, tmp_path):
     (folder / shard).write_bytes(b"PAR1 changed")  # a changed LFS file is sent again
     assert push_folder(folder, "org/name", repo_type="dataset", api=api)["uploaded"] == 1
     assert server.commits[-1] == [shard]
+
+
+def test_invalid_repo_id_is_an_input_error(hub, tmp_path):
+    server, api = hub
+    with pytest.raises(InputError, match="dataset repo org/bad name failed"):
+        push_folder(_folder(tmp_path, 1), "org/bad name", repo_type="dataset", api=api)
+    assert server.files == {}
