@@ -83,14 +83,25 @@ def _iter_json_lines(handle: BinaryIO, label: str) -> Iterator[Any]:
 
 
 def _zip_member(archive: zipfile.ZipFile, path: Path) -> str:
+    """The one .json/.jsonl member to read: the only one, else the only ``imagenet_captions.json``."""
     names = [n for n in archive.namelist() if n.endswith((".json", ".jsonl")) and "__MACOSX" not in n]
     if not names:
         raise InputError(
             f"{path}: the zip holds no .json or .jsonl file (members: {archive.namelist()[:10]}); "
             "expected imagenet_captions.json inside"
         )
+    if len(names) == 1:
+        return names[0]
     preferred = [n for n in names if Path(n).name == "imagenet_captions.json"]
-    return (preferred or sorted(names))[0]
+    if len(preferred) == 1:
+        others = [n for n in names if n != preferred[0]]
+        logger.warning("captions: %s holds %d .json/.jsonl files; reading %s and ignoring %s",
+                       path, len(names), preferred[0], others)
+        return preferred[0]
+    raise InputError(
+        f"{path}: the zip holds {len(names)} .json/.jsonl files ({names[:10]}) and not exactly one named "
+        "imagenet_captions.json; expected one captions file (unzip it and pass the file with --captions)"
+    )
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[Any]:
