@@ -14,6 +14,7 @@ import logging
 import os
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -127,7 +128,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[Any]:
         with archive.open(member) as handle:
             try:
                 yield from reader(io.BufferedReader(handle), f"{path}!{member}")
-            except (zipfile.BadZipFile, EOFError) as err:
+            except (zipfile.BadZipFile, EOFError, zlib.error) as err:  # bad CRC, cut short, bad deflate data
                 raise InputError(f"{path}!{member}: the zip member is damaged ({err})") from err
 
 

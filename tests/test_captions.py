@@ -48,3 +48,15 @@ def test_zip_with_several_members_and_no_single_choice_is_an_error(tmp_path, nam
     with pytest.raises(InputError, match=r"c\.zip: the zip holds 2 \.json/\.jsonl files") as err:
         list(iter_records(path))
     assert all(name in str(err.value) for name in names)
+
+
+def test_damaged_deflate_data_is_an_input_error_naming_the_file(tmp_path):
+    records = [record(0, i, title=f"photo {i * 7919 % 1000}") for i in range(3000)]
+    name = "imagenet_captions.json"
+    path = _zip(tmp_path / "c.zip", {name: json.dumps(records).encode()})
+    data = bytearray(path.read_bytes())
+    start = 30 + len(name)  # the member's compressed data follows its local header
+    data[start:start + 4] = b"\xff\xff\xff\xff"  # an invalid deflate block type
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"c\.zip!imagenet_captions\.json: the zip member is damaged \(Error -3"):
+        list(iter_records(path))
