@@ -9,6 +9,7 @@ a named bucket; ``strict`` callers turn the bucket into an error naming the reco
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import os
@@ -43,21 +44,38 @@ BAD_REASONS = (
 
 
 def _json_error(label: str, err: Exception, count: int) -> InputError:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    message = err.args[0] if err.args else ""
+    if isinstance(message, bytes):  # ijson's C backend passes some of yajl's messages on as bytes
+        message = message.decode("utf-8", errors="replace")
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    problem = lines[0].rstrip(".") if lines else type(err).__name__
     near = f"; near: {lines[1]}" if len(lines) > 2 else ""  # yajl shows the text, then a pointer
-    return InputError(
-        f"{label}: not valid JSON after record {count}: {lines[0] if lines else err} "
-        f"(is the file truncated?){near}"
-    )
+    # the input ended inside the list: yajl says "premature EOF", ijson's Python backend "Incomplete JSON"
+    truncated = " (is the file truncated?)" if "premature EOF" in problem or "Incomplete JSON" in problem else ""
+    return InputError(f"{label}: not valid JSON after record {count}: {problem}{truncated}{near}")
+
+
+def _skip_bom(handle: BinaryIO) -> None:
+    """Skip a UTF-8 byte order mark (some Windows editors write one; JSON parsers refuse it)."""
+    if handle.peek(3)[:3] == codecs.BOM_UTF8:
+        handle.read(3)
 
 
 def _iter_json_list(handle: BinaryIO, label: str) -> Iterator[Any]:
     """Stream the items of a JSON list with ijson (constant memory, C backend)."""
+    _skip_bom(handle)
     head = handle.peek(4096).lstrip()[:1]
     if not head:
         raise InputError(f"{label}: the file is empty; expected a JSON list of caption records")
     if head != b"[":
-        got = "an object" if head == b"{" else f"a JSON value starting with {head.decode(errors='replace')!r}"
+        if head == b"{":
+            got = "an object"
+        elif head in (b"\xff", b"\xfe"):
+            got = "UTF-16 text (a UTF-16 byte order mark); save it as UTF-8"
+        elif head.isascii():
+            got = f"a JSON value starting with {head.decode()!r}"
+        else:
+            got = f"a first byte {head!r} that starts no JSON text"
         raise InputError(f"{label}: expected a JSON list of caption records, got {got}")
     count = 0
     try:
@@ -71,6 +89,7 @@ def _iter_json_list(handle: BinaryIO, label: str) -> Iterator[Any]:
 def _iter_json_lines(handle: BinaryIO, label: str) -> Iterator[Any]:
     """Stream JSON Lines (one record per line, blank lines ignored)."""
     count = 0
+    _skip_bom(handle)
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue

@@ -60,3 +60,46 @@ def test_damaged_deflate_data_is_an_input_error_naming_the_file(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"c\.zip!imagenet_captions\.json: the zip member is damaged \(Error -3"):
         list(iter_records(path))
+
+
+# ----------------------------------------------------------------------------- malformed JSON
+
+
+def _read(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return list(iter_records(path))
+
+
+def test_json_error_from_bytes_is_shown_as_text_without_a_truncation_guess(tmp_path):
+    # yajl's message about invalid UTF-8 reaches Python as bytes in ijson's C backend
+    with pytest.raises(InputError) as err:
+        _read(tmp_path, "c.json", b'[{"title": "\xff\xfe"}]')
+    message = str(err.value)
+    assert "c.json: not valid JSON after record 0: lexical error: invalid bytes in UTF8 string; near: " in message
+    assert "b'" not in message and "\\n" not in message and "truncated" not in message
+
+
+def test_only_an_incomplete_file_is_called_truncated(tmp_path):
+    with pytest.raises(InputError) as err:
+        _read(tmp_path, "c.json", json.dumps(RECORDS).encode().replace(b",", b";", 1))
+    assert "lexical error" in str(err.value) or "parse error" in str(err.value)
+    assert "truncated" not in str(err.value)
+    with pytest.raises(InputError, match=r"after record 1: parse error: premature EOF \(is the file truncated\?\)"):
+        _read(tmp_path, "c.json", json.dumps(RECORDS).encode()[:-10])
+
+
+@pytest.mark.parametrize("name", ["c.json", "c.jsonl", "c.zip"])
+def test_a_utf8_byte_order_mark_is_skipped(tmp_path, name):
+    text = json.dumps(RECORDS) if name != "c.jsonl" else "\n".join(json.dumps(r) for r in RECORDS)
+    data = b"\xef\xbb\xbf" + text.encode()
+    if name == "c.zip":
+        _zip(tmp_path / name, {"imagenet_captions.json": data})
+        assert list(iter_records(tmp_path / name)) == RECORDS
+    else:
+        assert _read(tmp_path, name, data) == RECORDS
+
+
+def test_utf16_is_named(tmp_path):
+    with pytest.raises(InputError, match="got UTF-16 text .* save it as UTF-8"):
+        _read(tmp_path, "c.json", json.dumps(RECORDS).encode("utf-16"))
