@@ -61,8 +61,8 @@ def _skip_bom(handle: BinaryIO) -> None:
         handle.read(3)
 
 
-def _iter_json_list(handle: BinaryIO, label: str) -> Iterator[Any]:
-    """Stream the items of a JSON list with ijson (constant memory, C backend)."""
+def _iter_json_list(handle: BinaryIO, label: str) -> Iterator[tuple[int | None, Any]]:
+    """Stream the items of a JSON list with ijson (constant memory, C backend), each with line None."""
     _skip_bom(handle)
     head = handle.peek(4096).lstrip()[:1]
     if not head:
@@ -80,23 +80,24 @@ def _iter_json_list(handle: BinaryIO, label: str) -> Iterator[Any]:
     count = 0
     try:
         for item in ijson.items(handle, "item", use_float=True):
-            yield item
+            yield None, item
             count += 1
     except ijson.JSONError as err:
         raise _json_error(label, err, count) from err
 
 
-def _iter_json_lines(handle: BinaryIO, label: str) -> Iterator[Any]:
-    """Stream JSON Lines (one record per line, blank lines ignored)."""
+def _iter_json_lines(handle: BinaryIO, label: str) -> Iterator[tuple[int | None, Any]]:
+    """Stream JSON Lines (one record per line, blank lines ignored), each with its line number."""
     count = 0
     _skip_bom(handle)
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
         try:
-            yield orjson.loads(line)
+            record = orjson.loads(line)
         except orjson.JSONDecodeError as err:
             raise InputError(f"{label}: not valid JSON at line {number}: {err.msg}") from err
+        yield number, record
         count += 1
     if not count:
         raise InputError(f"{label}: the file is empty; expected one JSON caption record per line")
@@ -129,6 +130,13 @@ def iter_records(path: str | os.PathLike) -> Iterator[Any]:
 
     Nothing is extracted to disk and the file is never held whole in memory.
     """
+    for _, record in iter_numbered_records(path):
+        yield record
+
+
+def iter_numbered_records(path: str | os.PathLike) -> Iterator[tuple[int | None, Any]]:
+    """:func:`iter_records`, each record with its line number in a JSON Lines file (where blank
+    lines are skipped, so the line says more than the record's position), None in a JSON list."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such captions file")
