@@ -10,9 +10,11 @@ a named bucket; ``strict`` callers turn the bucket into an error naming the reco
 from __future__ import annotations
 
 import codecs
+import http.client
 import io
 import logging
 import os
+import shutil
 import urllib.request
 import zipfile
 import zlib
@@ -160,18 +162,43 @@ def iter_numbered_records(path: str | os.PathLike) -> Iterator[tuple[int | None,
 
 
 def download_captions(cache_dir: str | os.PathLike, *, url: str = CAPTIONS_URL) -> Path:
-    """Download the published zip into ``cache_dir`` once (atomically) and return its path."""
+    """Download the published zip into ``cache_dir`` once and return its path.
+
+    The body is streamed into a temporary file that is renamed into place only when it is whole
+    (its Content-Length, when the server sends one) and a zip file: an error page or a Git LFS
+    pointer is never cached, so a later run does not fail on it.
+    """
     target = Path(cache_dir) / Path(url).name
     if target.exists():
+        if not zipfile.is_zipfile(target):
+            raise InputError(f"{target}: the cached download of {url} is not a zip file; delete it to download "
+                             "again, or pass --captions PATH to a local copy")
         logger.info("captions: using cached %s", target)
         return target
     logger.info("captions: downloading %s", url)
     try:
         with urllib.request.urlopen(url, timeout=60) as response, atomic_path(target) as tmp:
-            tmp.write_bytes(response.read())
-    except OSError as err:
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+            _check_download(tmp, url, response.headers.get("Content-Length"))
+    except (OSError, http.client.HTTPException) as err:  # no connection, HTTP errors, a body cut short
         raise InputError(f"cannot download {url} ({err}); pass --captions PATH to a local copy") from err
     return target
+
+
+def _check_download(path: Path, url: str, content_length: str | None) -> None:
+    """Refuse a download that is shorter than announced or not a zip file (nothing is cached)."""
+    size = path.stat().st_size
+    if content_length and content_length.strip().isdigit() and int(content_length) != size:
+        raise InputError(f"{url}: the download has {size:,} of the {int(content_length):,} bytes announced; "
+                         "nothing was cached, run again or pass --captions PATH to a local copy")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+        what = ("a Git LFS pointer, not the file it points to" if head.startswith(b"version https://git-lfs")
+                else f"it starts with {head[:32]!r}")
+        raise InputError(f"{url}: the download ({size:,} bytes) is not a zip file ({what}); nothing was cached; "
+                         "pass --captions PATH to a local copy of imagenet_captions.zip")
 
 
 def check_record(record: Any, *, known_wnids: dict[str, int], seen: set[str]) -> tuple[str, str, str] | None:

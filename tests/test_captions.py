@@ -103,3 +103,52 @@ def test_a_utf8_byte_order_mark_is_skipped(tmp_path, name):
 def test_utf16_is_named(tmp_path):
     with pytest.raises(InputError, match="got UTF-16 text .* save it as UTF-8"):
         _read(tmp_path, "c.json", json.dumps(RECORDS).encode("utf-16"))
+
+
+# ----------------------------------------------------------------------------- the download
+
+
+LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 60911045\n")
+
+
+def test_a_download_that_is_not_a_zip_is_not_cached(tmp_path):
+    from imagenet_multimodal.captions import download_captions
+
+    published = tmp_path / "imagenet_captions.zip"
+    published.write_bytes(LFS_POINTER)
+    cache = tmp_path / "cache"
+    with pytest.raises(InputError, match=r"is not a zip file \(a Git LFS pointer, .*nothing was cached"):
+        download_captions(cache, url=published.as_uri())
+    assert list(cache.iterdir()) == []  # neither the file nor a temporary one
+    _zip(published, {"imagenet_captions.json": json.dumps(RECORDS).encode()})  # fixed at the source
+    assert list(iter_records(download_captions(cache, url=published.as_uri()))) == RECORDS
+
+
+def test_a_download_shorter_than_announced_is_not_cached(tmp_path, monkeypatch):
+    import io
+    import urllib.request
+
+    from imagenet_multimodal.captions import download_captions
+
+    body = _zip(tmp_path / "whole.zip", {"imagenet_captions.json": json.dumps(RECORDS).encode()}).read_bytes()
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(len(body) + 1000)}
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(body))
+    cache = tmp_path / "cache"
+    with pytest.raises(InputError, match=rf"has {len(body):,} of the {len(body) + 1000:,} bytes announced"):
+        download_captions(cache, url="https://example.org/imagenet_captions.zip")
+    assert list(cache.iterdir()) == []
+    Response.headers = {"Content-Length": str(len(body))}
+    assert download_captions(cache, url="https://example.org/imagenet_captions.zip").read_bytes() == body
+
+
+def test_a_bad_cached_file_is_named_with_what_to_do(tmp_path):
+    from imagenet_multimodal.captions import download_captions
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "imagenet_captions.zip").write_bytes(LFS_POINTER)  # cached by an older version
+    with pytest.raises(InputError, match=rf"{cache / 'imagenet_captions.zip'}: the cached download .* delete it"):
+        download_captions(cache, url="https://example.org/imagenet_captions.zip")
