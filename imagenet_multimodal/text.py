@@ -90,11 +90,15 @@ def caption_text(title: str, description: str, tags: Sequence[str] = ()) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split ``text`` into sentences with syntok (abbreviations and decimals do not split)."""
+    """Split ``text`` into sentences with syntok (abbreviations and decimals do not split).
+
+    White space inside a sentence is folded to single spaces: syntok splits paragraphs only on
+    blank lines, so a list such as ``"Its range includes:\nEurope\nAsia"`` is one sentence.
+    """
     sentences = []
     for paragraph in syntok.segmenter.process(text):
         for sentence in paragraph:
-            joined = "".join(token.spacing + token.value for token in sentence).strip()
+            joined = " ".join("".join(token.spacing + token.value for token in sentence).split())
             if count_words(joined, stop_at=1):
                 sentences.append(joined)
     return sentences

@@ -94,6 +94,13 @@ def test_sentences_do_not_split_on_abbreviations_or_decimals():
     ]
 
 
+def test_sentences_hold_no_line_breaks():
+    text = "The fox lives widely. Its range includes:\nEurope\nAsia and\t Africa.\n\nIt eats  mice."
+    assert split_sentences(text) == [
+        "The fox lives widely.", "Its range includes: Europe Asia and Africa.", "It eats mice."]
+    assert all("\n" not in s for s in choose_sentences(text, max_sentences=2))
+
+
 def test_choose_sentences_keeps_longest_in_text_order():
     text = "Short one. This is the longest sentence of them all. Middle length one here. Tiny."
     assert choose_sentences(text, max_sentences=2) == [
