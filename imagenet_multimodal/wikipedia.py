@@ -16,8 +16,10 @@ revision id with its timestamp, in one request per page through ``wikipediaapi``
 * a User-Agent as Wikimedia's policy asks: ``imagenet-multimodal/VERSION (CONTACT)`` plus the library's;
   CONTACT (a URL or an e-mail address) comes from ``--contact`` or ``$IMAGENET_MULTIMODAL_CONTACT``;
 * requests in series, each with ``maxlag=5``; a lag error pauses (Retry-After, at least 5 s) and retries;
-* HTTP 429 honours Retry-After; 5xx, timeouts and dropped connections back off exponentially;
-  a request is tried at most ``max_tries`` times; a machine that cannot connect at all fails at once;
+* HTTP 429 honours Retry-After; 5xx, temporary API errors (``readonly``, ``internal_api_error_*``),
+  timeouts, dropped connections and garbled replies back off exponentially; a request is tried at most
+  ``max_tries`` times, then the page counts as failed (with the reason) and the run goes on; a machine
+  that cannot connect at all fails at once;
 * one cache file per page (``WORK/wikipedia_cache/`` unless ``--cache``), written atomically: a rerun
   after an interruption asks only for the pages not yet cached; ``--refresh`` fetches them all again.
 
@@ -154,8 +156,8 @@ def fetch_page(wiki: PoliteWikipedia, title: str) -> dict[str, Any]:
     try:
         summary = page.summary.strip()
         description = _description(page)
-    except KeyError as err:  # the library indexes the reply directly
-        raise WikipediaError(f"unexpected reply for {title!r}: no {err}") from err
+    except (KeyError, TypeError, AttributeError) as err:  # the library indexes the reply directly
+        raise WikipediaError(f"unexpected reply for {title!r} ({type(err).__name__}: {err})") from err
     query = (wiki.last_reply or {}).get("query", {})
     entry = next(iter(query.get("pages", {}).values()), {})
     revision = (entry.get("revisions") or [{}])[0]
@@ -252,7 +254,7 @@ def _unusable(entry: dict[str, Any]) -> str | None:
     """Why a cached page gives no class text, or None."""
     if entry["status"] != "ok":
         return f"{entry['status']} page"
-    return None if entry.get("summary") else "empty summary"
+    return None if entry.get("summary") or entry.get("description") else "empty summary and no Description section"
 
 
 def wikipedia_texts(

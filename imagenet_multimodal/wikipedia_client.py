@@ -1,7 +1,8 @@
 """The Wikipedia client of the ``classes`` stage: a polite, fault-tolerant ``wikipediaapi.Wikipedia``.
 
-Every request carries ``maxlag``; lag errors, HTTP 429, 5xx, temporary API errors, timeouts and
-dropped connections are retried within a :class:`RetryPolicy`; anything else is a
+Every request carries ``maxlag``; lag errors, HTTP 429, 5xx, temporary API errors (``readonly``,
+``internal_api_error_*``), timeouts, dropped connections and garbled replies (undecodable, not
+JSON, not a JSON object) are retried within a :class:`RetryPolicy`; anything else is a
 :class:`WikipediaError`. See :mod:`imagenet_multimodal.wikipedia` for the collector that uses it.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 CONTACT_ENV = "IMAGENET_MULTIMODAL_CONTACT"
 MIN_LAG_PAUSE = 5.0  # seconds; Wikimedia asks bots to pause at least this long on a lag error
+# API error codes of a passing state of the servers (read-only during maintenance, an internal
+# exception such as internal_api_error_DBQueryError): retried like HTTP 5xx.
+TEMPORARY_API_ERRORS = ("readonly",)
+TEMPORARY_API_ERROR_PREFIX = "internal_api_error_"
 # Asked for with every page's extract, so that text and revision come from one reply.
 PAGE_PROPS = {
     "prop": "extracts|info|revisions|pageprops",
@@ -33,6 +39,10 @@ PAGE_PROPS = {
     "rvprop": "ids|timestamp",
     "ppprop": "disambiguation",
 }
+
+
+# A section heading in the WIKI extract format: "== History ==", "=== Description ===".
+_HEADING = re.compile(r"^ *==+ .*? ==+ *$", re.MULTILINE)
 
 
 class WikipediaError(RuntimeError):
@@ -130,6 +140,25 @@ class PoliteWikipedia(wikipediaapi.Wikipedia):
         """The library's extracts call, asking in the same request for URL, revision and pageprops."""
         return super().extracts(page, **{**PAGE_PROPS, **kwargs})
 
+    def _build_extracts(self, extract: Any, page: wikipediaapi.WikipediaPage) -> str:
+        """The library's parse of a page's extract, with the lead (the text before the first heading)
+        as the summary, also when it is empty.
+
+        The library falls back to the whole extract, headings and "Description" included, when no
+        text comes before the first heading; and it sees a heading only after a blank line, so a
+        heading at the very start would be lost with its section.
+        """
+        text = extract.get("extract") if isinstance(extract, dict) else None
+        if not isinstance(text, str):
+            return super()._build_extracts(extract, page)  # its KeyError or TypeError says what is wrong
+        if _HEADING.match(text.lstrip("\n")):
+            text = "\n\n" + text.lstrip("\n")
+            extract = {**extract, "extract": text}
+        super()._build_extracts(extract, page)
+        first = _HEADING.search(text)
+        page._summary = (text[:first.start()] if first else text).strip()
+        return page._summary
+
     def _get(self, language: str, params: dict[str, Any]) -> dict[str, Any]:
         url = self._build_url(language)
         params = {**params, "maxlag": self.policy.maxlag}
@@ -163,6 +192,8 @@ class PoliteWikipedia(wikipediaapi.Wikipedia):
                 ) from err
             kind = "timeout" if isinstance(err, httpx.TimeoutException) else "connection error"
             raise _Transient(f"{kind} ({detail})") from err
+        except httpx.DecodingError as err:  # a body that its Content-Encoding cannot decode
+            raise _Transient(f"the reply could not be decoded ({err})") from err
         self._connected = True
         status = response.status_code
         if status == 429:
@@ -175,11 +206,15 @@ class PoliteWikipedia(wikipediaapi.Wikipedia):
             reply = response.json()
         except ValueError as err:
             raise _Transient("the reply is not JSON") from err
-        error = reply.get("error") if isinstance(reply, dict) else None
+        if not isinstance(reply, dict):
+            raise _Transient(f"the reply is not a JSON object but {type(reply).__name__}")
+        error = reply.get("error")
         if error:
-            code, info = error.get("code"), error.get("info", "")
+            code, info = (error.get("code"), error.get("info", "")) if isinstance(error, dict) else (None, error)
             if code in ("maxlag", "ratelimited"):
                 wait = max(retry_after(response) or 0.0, MIN_LAG_PAUSE)
                 raise _Transient(f"{code}: {info}", wait)
+            if code in TEMPORARY_API_ERRORS or str(code).startswith(TEMPORARY_API_ERROR_PREFIX):
+                raise _Transient(f"API error {code}: {info}", retry_after(response))
             raise WikipediaError(f"{url}: API error {code}: {info}")
         return reply
