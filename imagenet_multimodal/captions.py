@@ -9,11 +9,15 @@ a named bucket; ``strict`` callers turn the bucket into an error naming the reco
 
 from __future__ import annotations
 
+import codecs
+import http.client
 import io
 import logging
 import os
+import shutil
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,55 +46,85 @@ BAD_REASONS = (
 
 
 def _json_error(label: str, err: Exception, count: int) -> InputError:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    message = err.args[0] if err.args else ""
+    if isinstance(message, bytes):  # ijson's C backend passes some of yajl's messages on as bytes
+        message = message.decode("utf-8", errors="replace")
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    problem = lines[0].rstrip(".") if lines else type(err).__name__
     near = f"; near: {lines[1]}" if len(lines) > 2 else ""  # yajl shows the text, then a pointer
-    return InputError(
-        f"{label}: not valid JSON after record {count}: {lines[0] if lines else err} "
-        f"(is the file truncated?){near}"
-    )
+    # the input ended inside the list: yajl says "premature EOF", ijson's Python backend "Incomplete JSON"
+    truncated = " (is the file truncated?)" if "premature EOF" in problem or "Incomplete JSON" in problem else ""
+    return InputError(f"{label}: not valid JSON after record {count}: {problem}{truncated}{near}")
 
 
-def _iter_json_list(handle: BinaryIO, label: str) -> Iterator[Any]:
-    """Stream the items of a JSON list with ijson (constant memory, C backend)."""
+def _skip_bom(handle: BinaryIO) -> None:
+    """Skip a UTF-8 byte order mark (some Windows editors write one; JSON parsers refuse it)."""
+    if handle.peek(3)[:3] == codecs.BOM_UTF8:
+        handle.read(3)
+
+
+def _iter_json_list(handle: BinaryIO, label: str) -> Iterator[tuple[int | None, Any]]:
+    """Stream the items of a JSON list with ijson (constant memory, C backend), each with line None."""
+    _skip_bom(handle)
     head = handle.peek(4096).lstrip()[:1]
     if not head:
         raise InputError(f"{label}: the file is empty; expected a JSON list of caption records")
     if head != b"[":
-        got = "an object" if head == b"{" else f"a JSON value starting with {head.decode(errors='replace')!r}"
+        if head == b"{":
+            got = "an object"
+        elif head in (b"\xff", b"\xfe"):
+            got = "UTF-16 text (a UTF-16 byte order mark); save it as UTF-8"
+        elif head.isascii():
+            got = f"a JSON value starting with {head.decode()!r}"
+        else:
+            got = f"a first byte {head!r} that starts no JSON text"
         raise InputError(f"{label}: expected a JSON list of caption records, got {got}")
     count = 0
     try:
         for item in ijson.items(handle, "item", use_float=True):
-            yield item
+            yield None, item
             count += 1
     except ijson.JSONError as err:
         raise _json_error(label, err, count) from err
 
 
-def _iter_json_lines(handle: BinaryIO, label: str) -> Iterator[Any]:
-    """Stream JSON Lines (one record per line, blank lines ignored)."""
+def _iter_json_lines(handle: BinaryIO, label: str) -> Iterator[tuple[int | None, Any]]:
+    """Stream JSON Lines (one record per line, blank lines ignored), each with its line number."""
     count = 0
+    _skip_bom(handle)
     for number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
         try:
-            yield orjson.loads(line)
+            record = orjson.loads(line)
         except orjson.JSONDecodeError as err:
             raise InputError(f"{label}: not valid JSON at line {number}: {err.msg}") from err
+        yield number, record
         count += 1
     if not count:
         raise InputError(f"{label}: the file is empty; expected one JSON caption record per line")
 
 
 def _zip_member(archive: zipfile.ZipFile, path: Path) -> str:
+    """The one .json/.jsonl member to read: the only one, else the only ``imagenet_captions.json``."""
     names = [n for n in archive.namelist() if n.endswith((".json", ".jsonl")) and "__MACOSX" not in n]
     if not names:
         raise InputError(
             f"{path}: the zip holds no .json or .jsonl file (members: {archive.namelist()[:10]}); "
             "expected imagenet_captions.json inside"
         )
+    if len(names) == 1:
+        return names[0]
     preferred = [n for n in names if Path(n).name == "imagenet_captions.json"]
-    return (preferred or sorted(names))[0]
+    if len(preferred) == 1:
+        others = [n for n in names if n != preferred[0]]
+        logger.warning("captions: %s holds %d .json/.jsonl files; reading %s and ignoring %s",
+                       path, len(names), preferred[0], others)
+        return preferred[0]
+    raise InputError(
+        f"{path}: the zip holds {len(names)} .json/.jsonl files ({names[:10]}) and not exactly one named "
+        "imagenet_captions.json; expected one captions file (unzip it and pass the file with --captions)"
+    )
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[Any]:
@@ -98,6 +132,13 @@ def iter_records(path: str | os.PathLike) -> Iterator[Any]:
 
     Nothing is extracted to disk and the file is never held whole in memory.
     """
+    for _, record in iter_numbered_records(path):
+        yield record
+
+
+def iter_numbered_records(path: str | os.PathLike) -> Iterator[tuple[int | None, Any]]:
+    """:func:`iter_records`, each record with its line number in a JSON Lines file (where blank
+    lines are skipped, so the line says more than the record's position), None in a JSON list."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such captions file")
@@ -116,23 +157,48 @@ def iter_records(path: str | os.PathLike) -> Iterator[Any]:
         with archive.open(member) as handle:
             try:
                 yield from reader(io.BufferedReader(handle), f"{path}!{member}")
-            except (zipfile.BadZipFile, EOFError) as err:
+            except (zipfile.BadZipFile, EOFError, zlib.error) as err:  # bad CRC, cut short, bad deflate data
                 raise InputError(f"{path}!{member}: the zip member is damaged ({err})") from err
 
 
 def download_captions(cache_dir: str | os.PathLike, *, url: str = CAPTIONS_URL) -> Path:
-    """Download the published zip into ``cache_dir`` once (atomically) and return its path."""
+    """Download the published zip into ``cache_dir`` once and return its path.
+
+    The body is streamed into a temporary file that is renamed into place only when it is whole
+    (its Content-Length, when the server sends one) and a zip file: an error page or a Git LFS
+    pointer is never cached, so a later run does not fail on it.
+    """
     target = Path(cache_dir) / Path(url).name
     if target.exists():
+        if not zipfile.is_zipfile(target):
+            raise InputError(f"{target}: the cached download of {url} is not a zip file; delete it to download "
+                             "again, or pass --captions PATH to a local copy")
         logger.info("captions: using cached %s", target)
         return target
     logger.info("captions: downloading %s", url)
     try:
         with urllib.request.urlopen(url, timeout=60) as response, atomic_path(target) as tmp:
-            tmp.write_bytes(response.read())
-    except OSError as err:
+            with open(tmp, "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+            _check_download(tmp, url, response.headers.get("Content-Length"))
+    except (OSError, http.client.HTTPException) as err:  # no connection, HTTP errors, a body cut short
         raise InputError(f"cannot download {url} ({err}); pass --captions PATH to a local copy") from err
     return target
+
+
+def _check_download(path: Path, url: str, content_length: str | None) -> None:
+    """Refuse a download that is shorter than announced or not a zip file (nothing is cached)."""
+    size = path.stat().st_size
+    if content_length and content_length.strip().isdigit() and int(content_length) != size:
+        raise InputError(f"{url}: the download has {size:,} of the {int(content_length):,} bytes announced; "
+                         "nothing was cached, run again or pass --captions PATH to a local copy")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+        what = ("a Git LFS pointer, not the file it points to" if head.startswith(b"version https://git-lfs")
+                else f"it starts with {head[:32]!r}")
+        raise InputError(f"{url}: the download ({size:,} bytes) is not a zip file ({what}); nothing was cached; "
+                         "pass --captions PATH to a local copy of imagenet_captions.zip")
 
 
 def check_record(record: Any, *, known_wnids: dict[str, int], seen: set[str]) -> tuple[str, str, str] | None:

@@ -96,20 +96,22 @@ class PrepareOptions:
 
 
 def bucket_records(
-    records: Iterable[Any], *, known_wnids: dict[str, int], tags: bool, strict: bool, path: Path | str,
-    batch_size: int = 65_536, counts: dict[str, int] | None = None,
+    records: Iterable[tuple[int | None, Any]], *, known_wnids: dict[str, int], tags: bool, strict: bool,
+    path: Path | str, batch_size: int = 65_536, counts: dict[str, int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Validate, clean and bucket every record; yield the rows of ``captions.parquet`` (all
     columns but ``role``) as Arrow record batches, so Python objects never pile up.
 
-    With ``strict`` the first bad record raises an :class:`InputError` naming the file, the
-    record index and the field. ``counts["synthetic_records"]``, when given, counts the records
+    ``records`` are ``(line, record)`` pairs (:func:`captions.iter_numbered_records`): the line in a
+    JSON Lines file, None in a JSON list. With ``strict`` the first bad record raises an
+    :class:`InputError` naming the file, the line (JSON Lines) or record index (JSON list) and the
+    field. ``counts["synthetic_records"]``, when given, counts the records
     marked synthetic by ``imagenet-multimodal sample`` (:data:`captions.SYNTHETIC_KEY`).
     """
     rows: list[tuple] = []
     seen: set[str] = set()
     synthetic = 0
-    for index, record in enumerate(tqdm(records, desc="records", unit="rec", mininterval=1, leave=False)):
+    for index, (line, record) in enumerate(tqdm(records, desc="records", unit="rec", mininterval=1, leave=False)):
         if type(record) is dict and record.get(cap.SYNTHETIC_KEY):
             synthetic += 1
         problem = cap.check_record(record, known_wnids=known_wnids, seen=seen)
@@ -117,7 +119,9 @@ def bucket_records(
             rows.append(_good_row(index, record, known_wnids, tags))
         elif strict:
             reason, name, detail = problem
-            raise InputError(f"{path}: record {index} field {name!r}: {detail} [{reason}]")
+            where = f"record {index}" if line is None else f"line {line}"
+            field_name = f" field {name!r}" if name else ""
+            raise InputError(f"{path}: {where}{field_name}: {detail} [{reason}]")
         else:
             rows.append(_bad_row(index, record, problem[0], known_wnids))
         if len(rows) == batch_size:
@@ -290,7 +294,7 @@ def run(options: PrepareOptions) -> dict[str, Any]:
     known = dict(zip(classes["wnid"].to_pylist(), classes["label"].to_pylist()))
     logger.info("prepare: reading %s", captions_path)
     counts: dict[str, int] = {}
-    batches = bucket_records(cap.iter_records(captions_path), known_wnids=known, tags=options.tags,
+    batches = bucket_records(cap.iter_numbered_records(captions_path), known_wnids=known, tags=options.tags,
                              strict=options.strict, path=captions_path, counts=counts)
     table = pa.Table.from_batches(list(batches), schema=BUCKET_SCHEMA)
     num_records = table.num_rows

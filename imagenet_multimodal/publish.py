@@ -393,9 +393,26 @@ class PublishOptions:
 
     def __post_init__(self) -> None:
         self.work = Path(self.work)
-        if self.repo_id.count("/") != 1 or not all(self.repo_id.split("/")):
-            raise InputError(f"--repo-id: expected ORG/NAME, got {self.repo_id!r}")
-        self.model_repo_id = self.model_repo_id or f"{self.repo_id}-relevance"
+        _check_repo_id("--repo-id", self.repo_id)
+        if self.model_repo_id:
+            _check_repo_id("--model-repo-id", self.model_repo_id)
+        else:
+            self.model_repo_id = f"{self.repo_id}-relevance"
+            _check_repo_id("--model-repo-id", self.model_repo_id, note=" (the default, REPO_ID-relevance; "
+                           "pass a shorter --model-repo-id)")
+
+
+def _check_repo_id(option: str, repo_id: str, *, note: str = "") -> None:
+    """A Hub repo id ORG/NAME as the Hub accepts it, checked before anything is written."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise InputError(f"{option}: {repo_id!r} is not a valid Hub repo id{note}: {err}") from err
+    if repo_id.count("/") != 1:
+        raise InputError(f"{option}: expected ORG/NAME, got {repo_id!r}")
 
 
 def write_hub_folder(work: Path, repo_id: str) -> dict[str, dict[str, int]]:
@@ -439,11 +456,13 @@ def run(options: PublishOptions) -> dict[str, dict[str, int]]:
     if not options.push:
         logger.info("publish: dry run; %s is ready (add --push to upload)", options.work / "hub")
         return counts
-    from .hub import push_folder
+    from .hub import DATASET_DELETE_PATTERNS, MODEL_DELETE_PATTERNS, push_folder
 
-    push_folder(options.work / "hub", options.repo_id, repo_type="dataset", private=options.private)
+    push_folder(options.work / "hub", options.repo_id, repo_type="dataset", private=options.private,
+                delete_patterns=DATASET_DELETE_PATTERNS)
     if model_folder is not None:
-        push_folder(model_folder, options.model_repo_id, repo_type="model", private=options.private)
+        push_folder(model_folder, options.model_repo_id, repo_type="model", private=options.private,
+                    delete_patterns=MODEL_DELETE_PATTERNS)
     return counts
 
 

@@ -2,6 +2,10 @@
 
 No model and no I/O here: every function takes strings and returns strings, numbers or
 booleans, so each rule can be tested on inline examples.
+
+Words are counted as the paper does, by white space: a script written without spaces (Chinese,
+Japanese, Thai) counts as one word per unbroken run, so a Japanese title without spaces is a
+``one_word`` caption however long it is.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ from collections.abc import Sequence
 import syntok.segmenter
 
 _TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _URL = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
+_URL_TRAILING = ".,;:!?)]"  # punctuation after a link belongs to the sentence, not the link
+_OPENING = {")": "(", "]": "["}
 _MARKUP = re.compile(r"[<&]|://|www\.", re.IGNORECASE)
 _ALNUM = re.compile(r"[^\W_]|\d")
 
 
 def clean_text(text: str) -> str:
-    """Clean one Flickr field: strip HTML tags, unescape entities, remove URLs, fold white space.
+    """Clean one Flickr field: strip HTML tags and comments, unescape entities, remove URLs, fold white space.
 
     Unicode is kept as it is (non-Latin scripts, accents, emoji).
 
@@ -27,11 +34,27 @@ def clean_text(text: str) -> str:
     'A tench & friend'
     """
     if _MARKUP.search(text):
-        text = _TAG.sub(" ", text)
+        text = _TAG.sub(" ", _COMMENT.sub(" ", text))
         text = html.unescape(text)
-        text = _TAG.sub(" ", text)  # tags that were escaped in the source (&lt;b&gt;)
-        text = _URL.sub(" ", text)
+        text = _TAG.sub(" ", _COMMENT.sub(" ", text))  # markup that was escaped in the source (&lt;b&gt;)
+        text = _URL.sub(_drop_url, text)
     return " ".join(text.split())
+
+
+def _drop_url(match: re.Match[str]) -> str:
+    """Remove a URL but keep the punctuation after it: ``(http://x.org).`` -> ``().``.
+
+    A closing bracket stays part of the URL when the URL opened it (``.../wiki/Tench_(fish)``).
+    Bare ``domain.tld`` words are not URLs here: too many ordinary words look like them.
+    """
+    url = match.group()
+    end = len(url)
+    while end and url[end - 1] in _URL_TRAILING:
+        opening = _OPENING.get(url[end - 1])
+        if opening and url.count(opening, 0, end) >= url.count(url[end - 1], 0, end):
+            break
+        end -= 1
+    return url[end:]
 
 
 def count_words(text: str, *, stop_at: int | None = None) -> int:
@@ -67,11 +90,15 @@ def caption_text(title: str, description: str, tags: Sequence[str] = ()) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split ``text`` into sentences with syntok (abbreviations and decimals do not split)."""
+    """Split ``text`` into sentences with syntok (abbreviations and decimals do not split).
+
+    White space inside a sentence is folded to single spaces: syntok splits paragraphs only on
+    blank lines, so a list such as ``"Its range includes:\nEurope\nAsia"`` is one sentence.
+    """
     sentences = []
     for paragraph in syntok.segmenter.process(text):
         for sentence in paragraph:
-            joined = "".join(token.spacing + token.value for token in sentence).strip()
+            joined = " ".join("".join(token.spacing + token.value for token in sentence).split())
             if count_words(joined, stop_at=1):
                 sentences.append(joined)
     return sentences

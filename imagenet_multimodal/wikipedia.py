@@ -16,8 +16,10 @@ revision id with its timestamp, in one request per page through ``wikipediaapi``
 * a User-Agent as Wikimedia's policy asks: ``imagenet-multimodal/VERSION (CONTACT)`` plus the library's;
   CONTACT (a URL or an e-mail address) comes from ``--contact`` or ``$IMAGENET_MULTIMODAL_CONTACT``;
 * requests in series, each with ``maxlag=5``; a lag error pauses (Retry-After, at least 5 s) and retries;
-* HTTP 429 honours Retry-After; 5xx, timeouts and dropped connections back off exponentially;
-  a request is tried at most ``max_tries`` times; a machine that cannot connect at all fails at once;
+* HTTP 429 honours Retry-After; 5xx, temporary API errors (``readonly``, ``internal_api_error_*``),
+  timeouts, dropped connections and garbled replies back off exponentially; a request is tried at most
+  ``max_tries`` times, then the page counts as failed (with the reason) and the run goes on; a machine
+  that cannot connect at all fails at once;
 * one cache file per page (``WORK/wikipedia_cache/`` unless ``--cache``), written atomically: a rerun
   after an interruption asks only for the pages not yet cached; ``--refresh`` fetches them all again.
 
@@ -29,12 +31,9 @@ Example::
 from __future__ import annotations
 
 import csv
-import email.utils
 import hashlib
 import importlib.resources
 import logging
-import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -42,176 +41,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import wikipediaapi
 
-from . import __version__
 from .classes import ClassText, imagenet_classes, offline_texts
 from .io import InputError, read_json, write_json
+from .wikipedia_client import CONTACT_ENV as CONTACT_ENV  # re-exported: the client lives in its own module
+from .wikipedia_client import PoliteWikipedia, RetryPolicy, WikipediaError, WikipediaUnreachable, user_agent
+from .wikipedia_client import retry_after as retry_after
 
 logger = logging.getLogger(__name__)
 
 WIKIPEDIA_SOURCE = "wikipedia"
-CONTACT_ENV = "IMAGENET_MULTIMODAL_CONTACT"
 HOW = ("exact", "redirect", "manual")
-MIN_LAG_PAUSE = 5.0  # seconds; Wikimedia asks bots to pause at least this long on a lag error
-# Asked for with every page's extract, so that text and revision come from one reply.
-PAGE_PROPS = {
-    "prop": "extracts|info|revisions|pageprops",
-    "inprop": "url",
-    "rvprop": "ids|timestamp",
-    "ppprop": "disambiguation",
-}
-
-
-class WikipediaError(RuntimeError):
-    """A request to Wikipedia failed for good (after its retries), or the run cannot go on."""
-
-
-class WikipediaUnreachable(WikipediaError):
-    """Wikipedia could not be reached at all (no connection was ever made)."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how long to retry; waits are in seconds."""
-
-    max_tries: int = 5
-    backoff: float = 2.0  # first wait on a 5xx or timeout; doubled on each further try
-    max_wait: float = 300.0
-    maxlag: int = 5
-
-    def __post_init__(self) -> None:
-        if self.max_tries < 1:
-            raise InputError(f"--max-tries: expected at least 1, got {self.max_tries}")
-
-
-class _Transient(Exception):
-    """A failure worth retrying: ``wait`` is the server's advice in seconds, or None."""
-
-    def __init__(self, reason: str, wait: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.wait = reason, wait
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds (delta-seconds or an HTTP date), or None."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def user_agent(contact: str | None) -> str:
-    """``imagenet-multimodal/VERSION (CONTACT)``; CONTACT must be a URL or an e-mail address."""
-    contact = (contact or os.environ.get(CONTACT_ENV, "")).strip()
-    if not contact:
-        raise InputError(
-            f"--contact: Wikimedia's User-Agent policy asks for a way to reach you; give a URL or an "
-            f"e-mail address (or set ${CONTACT_ENV})"
-        )
-    if "@" not in contact and not contact.startswith(("http://", "https://")):
-        raise InputError(f"--contact: expected a URL or an e-mail address, got {contact!r}")
-    return f"imagenet-multimodal/{__version__} ({contact})"
-
-
-class PoliteWikipedia(wikipediaapi.Wikipedia):
-    """``wikipediaapi.Wikipedia`` whose every request goes through :meth:`_get` below.
-
-    The library sends all its API calls through ``_get(language, params)``; this class replaces it
-    with one that adds ``maxlag``, sends the request on the library's own httpx client (so a test can
-    give a ``transport``), turns lag errors and other API errors into retries or
-    :class:`WikipediaError` (the library would crash on a reply without ``query``), and retries with
-    an injectable ``sleep``. The library's own retry loop is switched off (``max_retries=0``).
-    """
-
-    def __init__(
-        self,
-        agent: str,
-        *,
-        policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        extra = {} if transport is None else {"transport": transport}
-        super().__init__(
-            user_agent=agent, language="en", extract_format=wikipediaapi.ExtractFormat.WIKI,
-            max_retries=0, timeout=timeout, **extra,
-        )
-        self.policy = policy or RetryPolicy()
-        self.sleep = sleep
-        self.requests = 0
-        self.last_reply: dict[str, Any] | None = None
-        self._connected = False
-
-    def api(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Send one MediaWiki action API query (``format=json`` added) with the retry rules."""
-        return self._get(self.language, {"format": "json", **params})
-
-    def extracts(self, page: wikipediaapi.WikipediaPage, **kwargs: Any) -> str:
-        """The library's extracts call, asking in the same request for URL, revision and pageprops."""
-        return super().extracts(page, **{**PAGE_PROPS, **kwargs})
-
-    def _get(self, language: str, params: dict[str, Any]) -> dict[str, Any]:
-        url = self._build_url(language)
-        params = {**params, "maxlag": self.policy.maxlag}
-        tries, attempt = self.policy.max_tries, 1
-        while True:
-            try:
-                reply = self._send(url, params)
-            except _Transient as err:
-                if attempt >= tries:
-                    raise WikipediaError(f"gave up after {tries} tries ({err.reason})") from err
-                wait = err.wait if err.wait is not None else self.policy.backoff * 2 ** (attempt - 1)
-                wait = min(wait, self.policy.max_wait)
-                attempt += 1
-                logger.warning("wikipedia: %s; try %d of %d in %.0f s", err.reason, attempt, tries, wait)
-                self.sleep(wait)
-                continue
-            self.last_reply = reply
-            return reply
-
-    def _send(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
-        """One request; a retryable failure raises :class:`_Transient`."""
-        self.requests += 1
-        try:
-            response = self._client.get(url, params=params)
-        except httpx.TransportError as err:
-            detail = f"{type(err).__name__}: {err}"
-            if not self._connected and isinstance(err, (httpx.ConnectError, httpx.ConnectTimeout)):
-                raise WikipediaUnreachable(
-                    f"cannot reach {url} ({detail}); this machine seems to be offline. "
-                    f"`--source offline` needs no network"
-                ) from err
-            kind = "timeout" if isinstance(err, httpx.TimeoutException) else "connection error"
-            raise _Transient(f"{kind} ({detail})") from err
-        self._connected = True
-        status = response.status_code
-        if status == 429:
-            raise _Transient("HTTP 429 Too Many Requests", retry_after(response))
-        if status >= 500:
-            raise _Transient(f"HTTP {status}", retry_after(response))
-        if status != 200:
-            raise WikipediaError(f"{url}: HTTP {status}")
-        try:
-            reply = response.json()
-        except ValueError as err:
-            raise _Transient("the reply is not JSON") from err
-        error = reply.get("error") if isinstance(reply, dict) else None
-        if error:
-            code, info = error.get("code"), error.get("info", "")
-            if code in ("maxlag", "ratelimited"):
-                wait = max(retry_after(response) or 0.0, MIN_LAG_PAUSE)
-                raise _Transient(f"{code}: {info}", wait)
-            raise WikipediaError(f"{url}: API error {code}: {info}")
-        return reply
 
 
 # ----------------------------------------------------------------------------- the pinned table
@@ -315,8 +156,8 @@ def fetch_page(wiki: PoliteWikipedia, title: str) -> dict[str, Any]:
     try:
         summary = page.summary.strip()
         description = _description(page)
-    except KeyError as err:  # the library indexes the reply directly
-        raise WikipediaError(f"unexpected reply for {title!r}: no {err}") from err
+    except (KeyError, TypeError, AttributeError) as err:  # the library indexes the reply directly
+        raise WikipediaError(f"unexpected reply for {title!r} ({type(err).__name__}: {err})") from err
     query = (wiki.last_reply or {}).get("query", {})
     entry = next(iter(query.get("pages", {}).values()), {})
     revision = (entry.get("revisions") or [{}])[0]
@@ -413,7 +254,7 @@ def _unusable(entry: dict[str, Any]) -> str | None:
     """Why a cached page gives no class text, or None."""
     if entry["status"] != "ok":
         return f"{entry['status']} page"
-    return None if entry.get("summary") else "empty summary"
+    return None if entry.get("summary") or entry.get("description") else "empty summary and no Description section"
 
 
 def wikipedia_texts(

@@ -8,6 +8,7 @@ Authorization header and appear in no log line.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import threading
@@ -17,10 +18,43 @@ import pytest
 from huggingface_hub import HfApi, constants
 from huggingface_hub.utils import _detect_agent
 
-from imagenet_multimodal.hub import git_blob_sha1, push_folder
+from imagenet_multimodal.hub import (
+    DATASET_DELETE_PATTERNS,
+    MODEL_DELETE_PATTERNS,
+    git_blob_sha1,
+    glob_regex,
+    push_folder,
+)
 from imagenet_multimodal.io import InputError
 
 TOKEN = "hf_test_secret_token_123"
+
+
+LFS_SUFFIXES = (".parquet", ".safetensors", ".bin")  # stored in LFS, as the Hub's default .gitattributes says
+
+
+def lfs_pointer(data: bytes) -> bytes:
+    """The Git LFS pointer file that git stores in place of ``data``."""
+    oid = hashlib.sha256(data).hexdigest()
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(data)}\n".encode()
+
+
+def tree_entries(files: dict[str, bytes]) -> list[dict]:
+    """What GET /api/{repo_type}s/{repo}/tree/{revision}?recursive=true answers: folders, plain files
+    (oid = git blob id of the content) and LFS files (oid = git blob id of the pointer; ``lfs.oid`` =
+    sha256 of the content, ``size`` = the content's size)."""
+    folders = sorted({"/".join(path.split("/")[:i]) for path in files for i in range(1, path.count("/") + 1)})
+    entries = [{"type": "directory", "oid": git_blob_sha1(f.encode()), "size": 0, "path": f} for f in folders]
+    for path, data in sorted(files.items()):
+        entry = {"type": "file", "path": path, "size": len(data)}
+        if path.endswith(LFS_SUFFIXES):
+            pointer = lfs_pointer(data)
+            entry["oid"] = git_blob_sha1(pointer)
+            entry["lfs"] = {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": len(pointer)}
+        else:
+            entry["oid"] = git_blob_sha1(data)
+        entries.append(entry)
+    return entries
 
 
 class FakeHub(BaseHTTPRequestHandler):
@@ -46,9 +80,7 @@ class FakeHub(BaseHTTPRequestHandler):
     def do_GET(self):
         self.tokens.add(self.headers.get("Authorization", ""))
         if "/tree/" in self.path:
-            entries = [{"type": "file", "path": p, "oid": git_blob_sha1(d), "size": len(d)}
-                       for p, d in sorted(self.files.items())]
-            return self._reply(200, entries)
+            return self._reply(200, tree_entries(self.files))
         self.unknown.append("GET " + self.path)
         return self._reply(404, {"error": "not found"})
 
@@ -120,11 +152,16 @@ def test_push_batches_resumes_and_deletes_stale(hub, tmp_path, caplog):
     again = push_folder(folder, "org/name", repo_type="dataset", max_files=2, api=api)
     assert again == {"uploaded": 2, "skipped": 4, "deleted": 0}
 
-    # a smaller release replaces the shards and deletes the stale ones
+    # a smaller release replaces the shards and deletes the stale ones, and only those: files that
+    # others put into the repo stay
+    foreign = {".gitattributes": b"*.parquet filter=lfs\n", "notes/x.ipynb": b"{}", "LICENSE": b"MIT"}
+    server.files.update(foreign)
     smaller = _folder(tmp_path / "v2", shards=2)
-    last = push_folder(smaller, "org/name", repo_type="dataset", api=api)
+    last = push_folder(smaller, "org/name", repo_type="dataset", api=api, delete_patterns=DATASET_DELETE_PATTERNS)
     assert last["deleted"] == 5 and sorted(server.files) == sorted(
-        ["README.md", *[f"data/filtered/train-{i:05d}-of-00002.parquet" for i in range(2)]])
+        ["README.md", *foreign, *[f"data/filtered/train-{i:05d}-of-00002.parquet" for i in range(2)]])
+    assert "deleting 5 stale files: data/filtered/train-00000-of-00005.parquet" in caplog.text
+    assert "notes/x.ipynb" in caplog.text  # named among the files left alone
 
     assert server.tokens == {f"Bearer {TOKEN}"}
     assert TOKEN not in caplog.text
@@ -135,3 +172,73 @@ def test_push_failure_is_an_input_error_without_token(hub, tmp_path, caplog):
     with pytest.raises(InputError, match="dataset repo org/name failed") as err:
         push_folder(_folder(tmp_path, 1), "org/name", repo_type="dataset", api=api)
     assert TOKEN not in str(err.value) and TOKEN not in caplog.text
+
+
+def test_push_deletes_nothing_unless_told_which_files_it_manages(hub, tmp_path):
+    """A mistyped repo id must not wipe someone else's repo: without delete patterns nothing goes."""
+    server, api = hub
+    others = {"README.md": b"their card", "data/train.csv": b"a,b", "notes/x.ipynb": b"{}"}
+    server.files.update(others)
+    counts = push_folder(_folder(tmp_path, shards=1), "org/name", repo_type="dataset", api=api)
+    assert counts["deleted"] == 0
+    assert all(name in server.files for name in others)
+
+
+def test_model_push_deletes_only_stale_weights_and_runs(hub, tmp_path):
+    server, api = hub
+    server.files.update({
+        "model.safetensors": b"old weights", "model.safetensors.index.json": b"{}", "pytorch_model.bin": b"old",
+        "pytorch_model-00001-of-00002.bin": b"old", "runs/old/events.out.tfevents.1": b"log",
+        "notes/x.ipynb": b"{}", "notes/model.safetensors": b"someone's", "extra/config.json": b"{}",
+    })
+    folder = tmp_path / "hub-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model-00001-of-00002.safetensors").write_bytes(b"new 1")
+    (folder / "model-00002-of-00002.safetensors").write_bytes(b"new 2")
+    (folder / "runs" / "new").mkdir(parents=True)
+    (folder / "runs" / "new" / "events.out.tfevents.2").write_bytes(b"log 2")
+    counts = push_folder(folder, "org/name-relevance", repo_type="model", api=api,
+                         delete_patterns=MODEL_DELETE_PATTERNS)
+    assert counts == {"uploaded": 4, "skipped": 0, "deleted": 5}
+    assert sorted(server.files) == [
+        "config.json", "extra/config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
+        "notes/model.safetensors", "notes/x.ipynb", "runs/new/events.out.tfevents.2"]
+
+
+@pytest.mark.parametrize(("pattern", "path", "matches"), [
+    ("data/**", "data/filtered/train-00000-of-00001.parquet", True),
+    ("data/**", "notes/data/x", False),
+    ("*.safetensors", "model.safetensors", True),
+    ("*.safetensors", "notes/model.safetensors", False),
+    ("pytorch_model*.bin", "pytorch_model-00001-of-00002.bin", True),
+    ("runs/**", "runs/a/b/events", True),
+    ("*.safetensors", "model.safetensors.index.json", False),
+])
+def test_glob_regex(pattern, path, matches):
+    assert bool(glob_regex(pattern).fullmatch(path)) is matches
+
+
+def test_unchanged_lfs_files_are_skipped_on_resume(hub, tmp_path):
+    """Parquet shards live in LFS: the tree's oid is the pointer's blob id, so only the LFS sha256
+    says that the content is already there."""
+    server, api = hub
+    folder = _folder(tmp_path, shards=3)
+    assert push_folder(folder, "org/name", repo_type="dataset", api=api)["uploaded"] == 4
+    listing = {e["path"]: e for e in tree_entries(server.files)}
+    shard = "data/filtered/train-00000-of-00003.parquet"
+    assert "lfs" in listing[shard] and listing[shard]["oid"] != git_blob_sha1((folder / shard).read_bytes())
+    assert listing["data/filtered"]["type"] == "directory"
+    commits = len(server.commits)
+    assert push_folder(folder, "org/name", repo_type="dataset", api=api) == {"uploaded": 0, "skipped": 4, "deleted": 0}
+    assert len(server.commits) == commits  # nothing to send: no commit at all
+    (folder / shard).write_bytes(b"PAR1 changed")  # a changed LFS file is sent again
+    assert push_folder(folder, "org/name", repo_type="dataset", api=api)["uploaded"] == 1
+    assert server.commits[-1] == [shard]
+
+
+def test_invalid_repo_id_is_an_input_error(hub, tmp_path):
+    server, api = hub
+    with pytest.raises(InputError, match="dataset repo org/bad name failed"):
+        push_folder(_folder(tmp_path, 1), "org/bad name", repo_type="dataset", api=api)
+    assert server.files == {}

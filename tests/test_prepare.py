@@ -275,3 +275,22 @@ def test_a_moved_synthetic_sample_is_still_labelled_synthetic(work, tmp_path):
     real = write_captions(tmp_path / "real.json", _good_records({0: 12, 5: 12}))
     stats = run(PrepareOptions(work=work, captions=real))
     assert stats["synthetic"] is False and stats["synthetic_records"] == 0
+
+
+def test_strict_jsonl_error_names_the_line_and_leaves_out_an_empty_field(work, tmp_path):
+    """In JSON Lines the line number finds the record (blank lines are skipped, so the record's
+    position would point elsewhere); a record that is no object has no field to name."""
+    good = _good_records({0: 3})
+    lines = [json.dumps(good[0]), "", json.dumps(good[1]), "", "", json.dumps({**good[2], "wnid": "n00000001"})]
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"c\.jsonl: line 6 field 'wnid': 'n00000001' is not an ImageNet-1k class"):
+        run(PrepareOptions(work=work, captions=path, strict=True))
+    path.write_text("\n".join([*lines[:5], '["not", "a record"]']) + "\n")
+    with pytest.raises(InputError) as err:
+        run(PrepareOptions(work=work, captions=path, strict=True))
+    assert str(err.value) == f"{path}: line 6: expected an object, got list [not_an_object]"
+    listed = write_captions(tmp_path / "c.json", [*good, ["not", "a record"]])
+    with pytest.raises(InputError) as err:
+        run(PrepareOptions(work=work, captions=listed, strict=True))
+    assert str(err.value) == f"{listed}: record 3: expected an object, got list [not_an_object]"

@@ -293,3 +293,41 @@ def test_publish_refuses_an_empty_filter(published, tmp_path):
     with pytest.raises(InputError, match="kept no caption"):
         run_publish(PublishOptions(work=work))
     assert not (work / "hub").exists()
+
+
+def test_push_deletes_only_the_files_publish_manages(published, tmp_path, monkeypatch):
+    """publish tells the upload which stale remote files it may delete: the dataset's data/ shards,
+    the model's weights and runs/; anything else in a repo stays."""
+    from imagenet_multimodal import hub
+
+    work = tmp_path / "work"
+    shutil.copytree(published[0], work, ignore=shutil.ignore_patterns("hub", "hub-model"))
+    (work / "model").mkdir(exist_ok=True)
+    (work / "model" / "config.json").write_text("{}")
+    calls = []
+    monkeypatch.setattr(hub, "push_folder", lambda folder, repo_id, **kwargs: calls.append((repo_id, kwargs)))
+    run_publish(PublishOptions(work=work, repo_id="someone/imagenet-multimodal", push=True))
+    assert [(repo_id, kwargs["repo_type"], kwargs["delete_patterns"]) for repo_id, kwargs in calls] == [
+        ("someone/imagenet-multimodal", "dataset", hub.DATASET_DELETE_PATTERNS),
+        ("someone/imagenet-multimodal-relevance", "model", hub.MODEL_DELETE_PATTERNS),
+    ]
+    assert hub.DATASET_DELETE_PATTERNS == ("data/**",)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--repo-id", "org/bad name"], r"--repo-id: 'org/bad name' is not a valid Hub repo id"),
+    (["--repo-id", "org/x--y"], r"--repo-id: 'org/x--y' is not a valid Hub repo id"),
+    (["--repo-id", "a/b/c"], r"--repo-id: 'a/b/c' is not a valid Hub repo id"),
+    (["--repo-id", "noslash"], r"--repo-id: expected ORG/NAME, got 'noslash'"),
+    (["--repo-id", "org/ok", "--model-repo-id", "org/bad name"], r"--model-repo-id: 'org/bad name' is not a valid"),
+    # 90 + len("-relevance") passes the 96-character limit of a name only for the dataset
+    (["--repo-id", "org/" + "n" * 90], r"--model-repo-id: 'org/n+-relevance' .*\(the default, REPO_ID-relevance"),
+])
+def test_bad_repo_ids_are_refused_before_anything_is_written(tmp_path, args, message):
+    from imagenet_multimodal.publish import parse_args
+
+    with pytest.raises(InputError, match=message):
+        parse_args(["--work", str(tmp_path / "work"), "--push", *args])
+    assert not (tmp_path / "work").exists()
+    options = parse_args(["--work", str(tmp_path / "work"), "--repo-id", "org/name.v2_1"])
+    assert options.model_repo_id == "org/name.v2_1-relevance"

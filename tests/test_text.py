@@ -29,6 +29,30 @@ def test_clean_text(raw, clean):
     assert clean_text(raw) == clean
 
 
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("a tench (http://x.org)", "a tench ()"),
+        ("see: http://x.org.", "see: ."),
+        ("photo http://x.org/a, taken http://y.org/b; nice http://z.org!", "photo , taken ; nice !"),
+        ("[www.x.org/a] and http://x.org/?q=1...", "[] and ..."),
+        # a bracket that the URL opened is the URL's
+        ("Tench (see http://en.wikipedia.org/wiki/Tench_(fish)) here", "Tench (see ) here"),
+        ("a <!-- hidden\n<b>comment</b> --> b", "a b"),
+        ("&lt;!-- escaped --&gt; text", "text"),
+        ("example.com and flickr.com stay", "example.com and flickr.com stay"),  # bare domains are words
+    ],
+)
+def test_punctuation_after_a_url_stays_and_comments_go(raw, clean):
+    assert clean_text(raw) == clean
+
+
+def test_text_without_spaces_is_one_word():
+    """The paper's white-space rule: a Japanese title without spaces is one word."""
+    assert count_words("東京の公園で金魚を見た") == 1
+    assert is_eligible("東京の公園で金魚を見た", "") == (False, "one_word")
+
+
 def test_count_words_ignores_punctuation_only_tokens():
     assert count_words("- -- !!") == 0
     assert count_words("IMG_1234") == 1
@@ -68,6 +92,13 @@ def test_sentences_do_not_split_on_abbreviations_or_decimals():
         "St. Bernard dogs are larger, about 64.5 cm tall.",
         "Dr. Smith saw one in the U.S. in 1990.",
     ]
+
+
+def test_sentences_hold_no_line_breaks():
+    text = "The fox lives widely. Its range includes:\nEurope\nAsia and\t Africa.\n\nIt eats  mice."
+    assert split_sentences(text) == [
+        "The fox lives widely.", "Its range includes: Europe Asia and Africa.", "It eats mice."]
+    assert all("\n" not in s for s in choose_sentences(text, max_sentences=2))
 
 
 def test_choose_sentences_keeps_longest_in_text_order():

@@ -242,6 +242,59 @@ def test_other_api_error_is_reported_not_retried():
     assert len(fake.calls) == 1
 
 
+@pytest.mark.parametrize("code", ["readonly", "internal_api_error_DBQueryError"])
+def test_temporary_api_errors_are_retried(code):
+    fake = FakeWiki()
+    fake.script["Tench"] = [{"error": {"code": code, "info": "The wiki is in read-only mode."}}] * 2
+    sleeps: list = []
+    assert fetch_page(client(fake, sleeps), "Tench")["status"] == "ok"
+    assert sleeps == [1.0, 2.0] and len(fake.calls) == 3
+
+
+GARBLED = {
+    "undecodable": lambda: httpx.Response(200, headers={"Content-Encoding": "gzip"},
+                                          stream=httpx.ByteStream(b"not gzip at all")),
+    "not an object": lambda: httpx.Response(200, json=["not", "an", "object"]),
+    "query is a list": lambda: httpx.Response(200, json={"batchcomplete": "", "query": []}),
+    "pages is a list": lambda: httpx.Response(200, json={"batchcomplete": "", "query": {"pages": []}}),
+}
+
+
+@pytest.mark.parametrize("kind", GARBLED)
+def test_a_garbled_reply_is_one_failed_page_with_a_reason(tmp_path, kind):
+    fake = FakeWiki()
+    fake.script["Bad page"] = [GARBLED[kind]() for _ in range(2)]
+    entries, report = collect_pages(["Tench", "Bad page", "Goldfish"], cache=PageCache(tmp_path),
+                                    connect=lambda: client(fake, tries=2))
+    assert sorted(entries) == ["Goldfish", "Tench"] and list(report.failed) == ["Bad page"]
+    reason = report.failed["Bad page"]
+    assert {"undecodable": "could not be decoded", "not an object": "not a JSON object but list",
+            "query is a list": "unexpected reply for 'Bad page' (TypeError",
+            "pages is a list": "unexpected reply for 'Bad page' (AttributeError"}[kind] in reason
+
+
+NO_LEAD = TENCH[TENCH.index("== Description ==\n"):]
+
+
+@pytest.mark.parametrize("lead", ["\n\n\n", ""])  # an empty lead, with or without the blank line before
+def test_an_empty_lead_gives_an_empty_summary_not_the_whole_page(lead):
+    entry = fetch_page(client(FakeWiki({"Tench": query_reply(page_json("Tench", lead + NO_LEAD))})), "Tench")
+    assert entry["summary"] == ""
+    assert entry["description"] == "The tench has a stocky, carp-like shape and olive-green skin. Its eyes are " \
+        "small and red-orange."
+
+
+def test_a_page_without_lead_gives_its_description_once(tmp_path, fake_site):
+    """The Description alone is the class text: not given twice, and no heading leaks into it."""
+    fake_site(FakeWiki({"Tench": query_reply(page_json("Tench", "\n\n\n" + NO_LEAD))}))
+    args = ["classes", "--work", str(tmp_path), "--source", "wikipedia", "--contact", "me@example.org"]
+    assert cli_main(args) == 0
+    tench = pq.read_table(tmp_path / "classes.parquet").to_pylist()[0]
+    assert tench["text_source"] == "wikipedia" and tench["summary"] == ""
+    assert tench["sentences"] == ["The tench has a stocky, carp-like shape and olive-green skin.",
+                                  "Its eyes are small and red-orange."]
+
+
 def test_timeouts_back_off_exponentially_then_succeed():
     fake = FakeWiki()
     fake.script["Tench"] = [httpx.ReadTimeout("timed out"), httpx.ReadTimeout("timed out")]
