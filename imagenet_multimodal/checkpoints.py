@@ -12,6 +12,7 @@ temporary name and renamed by the main process, so a killed run never leaves a h
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +23,8 @@ from accelerate.logging import get_logger
 from .io import InputError, file_sha256, read_json, write_json
 
 logger = get_logger(__name__, log_level="INFO")
+# before the Accelerator exists (finished_run), Accelerate's logger refuses to log: plain logging then
+_early_log = logging.getLogger(__name__)
 
 # options that do not change what is trained: a finished run with other values is not redone
 RUN_ONLY_OPTIONS = {"resume", "stop_after_steps", "force", "write_rank_digests", "report_to",
@@ -139,3 +142,31 @@ def find_resume(options, accelerator: Accelerator) -> Path | None:
             shutil.rmtree(folder)
         accelerator.wait_for_everyone()
     return path
+
+
+def resumed_state(checkpoint: Path, options) -> dict:
+    """The loop state of ``checkpoint``, checked: the best weights it names must still exist."""
+    state = read_json(checkpoint / "trainer_state.json")
+    if state["best"] is not None and not best_weights(options, state).is_file():
+        raise InputError(f"--resume {checkpoint}: the best weights it records ({best_weights(options, state)}) "
+                         "are gone; resume from the latest checkpoint of this output folder")
+    if "stopped_early" not in state:  # written before the stop was recorded
+        state["stopped_early"] = bool(options.patience and state["history"]) and \
+            state["history"][-1]["epoch"] - state["best"]["epoch"] >= options.patience
+    return state
+
+
+def finished_run(options) -> dict | None:
+    """The metrics of a finished run in ``options.output`` made with these options and inputs, or
+    ``None`` (also with ``--force`` or a ``--resume`` other than ``auto``)."""
+    path = options.output / "metrics.json"
+    if options.force or options.resume != "auto" or not path.exists():
+        return None
+    metrics = read_json(path)
+    same = {k: v for k, v in metrics.get("options", {}).items() if k not in RUN_ONLY_OPTIONS}
+    same["inputs"] = metrics.get("inputs")
+    if metrics.get("finished") and same == run_key(options):
+        return metrics
+    if metrics.get("finished"):
+        _early_log.info("train: %s was made with other options or other inputs; training again", path)
+    return None

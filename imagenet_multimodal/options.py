@@ -54,11 +54,42 @@ def build_parser(cls: type, *, prog: str, description: str | None) -> argparse.A
     return parser
 
 
-def parse_options(cls: type[T], argv: Sequence[str] | None, *, prog: str, description: str | None) -> T:
-    """Parse ``argv`` into an instance of dataclass ``cls`` (its ``__post_init__`` validates)."""
-    namespace = build_parser(cls, prog=prog, description=description).parse_args(argv)
-    check_work(getattr(namespace, "work", None))
-    return cls(**vars(namespace))
+def parse_options(cls: type[T], argv: Sequence[str] | None, *, prog: str, description: str | None,
+                  config_example: str | None = None) -> T:
+    """Parse ``argv`` into an instance of dataclass ``cls`` (its ``__post_init__`` validates).
+
+    With ``config_example`` (a file to name in the help), ``--config FILE`` reads option defaults
+    from a JSON object; flags on the command line override them.
+    """
+    parser = build_parser(cls, prog=prog, description=description)
+    if config_example is not None:
+        parser.add_argument("--config", type=Path, help=f"JSON file of option defaults (e.g. {config_example}); "
+                            "command-line flags override it")
+        config = parser.parse_known_args(argv)[0].config
+        if config is not None:
+            parser.set_defaults(**_read_config(cls, config))
+    namespace = vars(parser.parse_args(argv))
+    namespace.pop("config", None)
+    check_work(namespace.get("work"))
+    return cls(**namespace)
+
+
+def _read_config(cls: type, path: Path) -> dict:
+    """The option defaults in JSON file ``path``, checked against the fields of ``cls``."""
+    from .io import read_json
+
+    if not path.is_file():
+        raise InputError(f"--config {path}: no such file; expected a JSON object of options")
+    config = read_json(path)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "work"}
+    unknown = sorted(set(config) - set(fields)) if isinstance(config, dict) else ["(not an object)"]
+    if unknown:
+        raise InputError(f"{path}: unknown options {unknown}; expected some of {sorted(fields)}")
+    for name, value in config.items():  # argparse checks the choices of flags, not of defaults
+        choices = fields[name].metadata.get("choices")
+        if choices and value not in choices:
+            raise InputError(f"{path}: option {name!r}: expected one of {choices}, got {value!r}")
+    return config
 
 
 def check_work(work: str | Path | None) -> None:

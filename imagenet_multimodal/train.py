@@ -42,15 +42,16 @@ from transformers.utils import logging as hf_logging
 
 from . import pairs
 from .checkpoints import (
-    RUN_ONLY_OPTIONS,
     best_weights,
     find_resume,
+    finished_run,
     remove_unrecorded_best,
+    resumed_state,
     run_key,
     save_best,
     save_checkpoint,
 )
-from .io import InputError, read_json, write_json
+from .io import InputError, write_json
 from .model import (
     LOSSES,
     RelevanceModel,
@@ -61,7 +62,7 @@ from .model import (
     save_model_folder,
     weights_digest,
 )
-from .options import build_parser, check_work
+from .options import parse_options
 
 logger = get_logger(__name__, log_level="INFO")
 # before the Accelerator exists, Accelerate's logger refuses to log: plain logging then
@@ -344,32 +345,6 @@ def train_loop(job: SimpleNamespace, state: dict) -> dict:
     return state
 
 
-def _resumed_state(checkpoint: Path, options: TrainOptions) -> dict:
-    """The loop state of ``checkpoint``, checked: the best weights it names must still exist."""
-    state = read_json(checkpoint / "trainer_state.json")
-    if state["best"] is not None and not best_weights(options, state).is_file():
-        raise InputError(f"--resume {checkpoint}: the best weights it records ({best_weights(options, state)}) "
-                         "are gone; resume from the latest checkpoint of this output folder")
-    if "stopped_early" not in state:  # written before the stop was recorded
-        state["stopped_early"] = bool(options.patience and state["history"]) and \
-            state["history"][-1]["epoch"] - state["best"]["epoch"] >= options.patience
-    return state
-
-
-def _finished_run(options: TrainOptions) -> dict | None:
-    path = options.output / "metrics.json"
-    if options.force or options.resume != "auto" or not path.exists():
-        return None
-    metrics = read_json(path)
-    same = {k: v for k, v in metrics.get("options", {}).items() if k not in RUN_ONLY_OPTIONS}
-    same["inputs"] = metrics.get("inputs")
-    if metrics.get("finished") and same == run_key(options):
-        return metrics
-    if metrics.get("finished"):
-        _early_log.info("train: %s was made with other options or other inputs; training again", path)
-    return None
-
-
 def _summary(job: SimpleNamespace) -> None:
     options, data, processes = job.options, job.data, job.accelerator.num_processes
     lines = [
@@ -469,7 +444,7 @@ def run(options: TrainOptions) -> dict:
     The metrics dict is what ``OUTPUT/metrics.json`` holds; ``finished`` is false when
     ``--stop-after-steps`` ended the run (nothing but the checkpoint is written then).
     """
-    finished = _finished_run(options)
+    finished = finished_run(options)
     if finished is not None:
         _early_log.info("train: %s already holds a finished run with these options and inputs", options.output)
         return finished
@@ -481,7 +456,7 @@ def run(options: TrainOptions) -> dict:
     checkpoint = find_resume(options, accelerator)
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
-        state = _resumed_state(checkpoint, options)
+        state = resumed_state(checkpoint, options)
         logger.info("resumed from %s (epoch %d, step %d)", checkpoint, state["epoch"], state["global_step"])
     _summary(job)
     state = train_loop(job, state)
@@ -507,27 +482,8 @@ def run(options: TrainOptions) -> dict:
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainOptions:
     """Parse the ``train`` command line; ``--config FILE`` (JSON) supplies defaults."""
-    parser = build_parser(TrainOptions, prog="imagenet-multimodal train", description=__doc__)
-    parser.add_argument("--config", type=Path, help="JSON file of option defaults "
-                        "(e.g. model/train_config.json); command-line flags override it")
-    known, _ = parser.parse_known_args(argv)
-    if known.config is not None:
-        if not known.config.is_file():
-            raise InputError(f"--config {known.config}: no such file; expected a JSON object of train options")
-        config = read_json(known.config)
-        fields = {f.name: f for f in dataclasses.fields(TrainOptions) if f.name != "work"}
-        unknown = sorted(set(config) - set(fields)) if isinstance(config, dict) else ["(not an object)"]
-        if unknown:
-            raise InputError(f"{known.config}: unknown options {unknown}; expected some of {sorted(fields)}")
-        for name, value in config.items():  # argparse checks the choices of flags, not of defaults
-            choices = fields[name].metadata.get("choices")
-            if choices and value not in choices:
-                raise InputError(f"{known.config}: option {name!r}: expected one of {choices}, got {value!r}")
-        parser.set_defaults(**config)
-    namespace = vars(parser.parse_args(argv))
-    namespace.pop("config")
-    check_work(namespace["work"])
-    return TrainOptions(**namespace)
+    return parse_options(TrainOptions, argv, prog="imagenet-multimodal train", description=__doc__,
+                         config_example="model/train_config.json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
