@@ -55,6 +55,9 @@ GET_IMAGENET = (
 )
 PARQUET_BATCH_ROWS = 256  # ~30 MB of ImageNet JPEGs per Arrow batch
 _WNID = re.compile(r"n\d{8}")
+# image files in tars and folders (any case); others that share an image's name (an annotation
+# n01440764_10026.xml, say) are not images and must not be read as one
+IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
 # canonical_id() in Arrow's RE2 dialect: basename, minus the extension and the `_<wnid>` suffix
 _ID_PATTERN = r"^(?:.*/)?(.+?)(?:_n[0-9]{8})?(?:\.[^./]*)?$"
 
@@ -68,6 +71,10 @@ def canonical_id(name: str) -> str:
     if len(stem) > 10 and stem[-10] == "_" and stem[-9] == "n" and stem[-8:].isdigit() and stem.isascii():
         return stem[:-10]
     return stem
+
+
+def _is_image(name: str) -> bool:
+    return name[:1] != "." and name.lower().endswith(IMAGE_SUFFIXES)
 
 
 def _looked_for(data_dir: Path) -> str:
@@ -294,7 +301,7 @@ def _iter_tar(sources: list[Path], wanted: Collection[str] | None) -> Iterator[t
                     with tarfile.open(fileobj=outer.extractfile(member), mode="r:", tarinfo=_StrictTarInfo) as tar:
                         yield from _tar_members(tar, wanted, at)
                     inner = None
-                elif name.rsplit("/", 1)[-1][:1] != ".":
+                elif _is_image(name.rsplit("/", 1)[-1]):
                     key = canonical_id(name)
                     if wanted is None or key in wanted:
                         yield key, {"path": name, "bytes": _read_member(outer, member, fd, 0, size)}
@@ -312,7 +319,7 @@ def _tar_members(
     for member in tar:
         name = member.name
         base_name = name.rsplit("/", 1)[-1]
-        if not member.isfile() or base_name[:1] == ".":
+        if not member.isfile() or not _is_image(base_name):
             continue
         key = canonical_id(base_name)
         if wanted is None or key in wanted:
@@ -358,6 +365,8 @@ def _iter_folder(sources: list[Path], wanted: Collection[str] | None) -> Iterato
         if not class_dir.is_dir() or (classes is not None and class_dir.name not in classes):
             continue
         for entry in _sorted_entries(class_dir.path):
+            if not _is_image(entry.name):
+                continue
             key = canonical_id(entry.name)
             if (wanted is None or key in wanted) and entry.is_file():
                 with open(entry.path, "rb") as handle:

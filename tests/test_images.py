@@ -325,3 +325,16 @@ def test_join_report():
     assert report == {"wanted": 4, "found": 2, "missing": 2, "coverage": 0.5, "missing_classes": 2,
                       "missing_examples": ["n01440764_2"]}
     assert join_report(set(), set())["coverage"] == 1.0
+
+
+@pytest.mark.parametrize("layout", ["tar", "folder"])
+def test_a_file_sharing_an_image_name_is_not_an_image(tmp_path, images, layout):
+    """An annotation n01440764_9.xml beside n01440764_9.JPEG is skipped, and the images after it
+    are still read (the early stop counted it as the image and lost a later one)."""
+    files = {**images, "n01440764_9.xml": b"<annotation/>", "n01440764_10026.txt": b"notes"}
+    root = write_tar(tmp_path, files).parent if layout == "tar" else write_folder(tmp_path, files)
+    wanted = {"n01440764_9", "n01440764_10026", "n02105855_11"}
+    found = list(iter_images(root, wanted=wanted))
+    assert sorted(key for key, _ in found) == sorted(wanted)
+    assert all(image["path"].endswith(".JPEG") for _, image in found)
+    assert {key: image["bytes"] for key, image in found} == {k: v for k, v in _expected(images).items() if k in wanted}
