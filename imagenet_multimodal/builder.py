@@ -17,6 +17,7 @@ Hub's Parquet shards, the original tar of tars, or a ``train/<wnid>/`` folder.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ _IMAGENET_HELP = (
     "holding ILSVRC2012_img_train.tar, or a train/<wnid>/<file>.JPEG folder."
 )
 _JOIN_BATCH = 256
+# what a work or Hub folder's rows come from (their stat is the cache's version)
+_VERSION_FILES = ("*.parquet", "*.json", "pairs/*.parquet", "data/*/*.parquet", "README.md")
 
 
 @dataclass
@@ -73,6 +76,16 @@ class ImagenetMultimodalConfig(datasets.BuilderConfig):
     with_class_text: bool = False
     strict: bool = False
 
+    def check(self) -> None:
+        """Options that cannot apply are an :class:`InputError` (``datasets`` sets the keyword
+        arguments on a copy of a predefined config, so ``__post_init__`` never sees them)."""
+        if self.min_relevance is not None:
+            if not 0.0 <= self.min_relevance <= 1.0:  # NaN fails this too
+                raise InputError(f"min_relevance: expected a value in [0, 1], got {self.min_relevance}")
+            if schema.IMAGE_CONFIGS.get(self.name, self.name) != "filtered":
+                raise InputError(f"min_relevance: only the filtered configs have relevance to cut at; "
+                                 f"config {self.name!r} does not")
+
 
 class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
     """ImageNet-1k with captions, class texts and caption relevance."""
@@ -87,6 +100,40 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
         ImagenetMultimodalConfig(name="images-captioned", description="Every captioned image joined with its image."),
     ]
     DEFAULT_CONFIG_NAME = "filtered"
+
+    def __init__(self, *args, **kwargs):
+        # the cache folder follows the artifacts' content, not only their name: a republished work
+        # folder or a new Hub revision is read again instead of served from an old cache
+        self._revision = None
+        if kwargs.get("hash") is None:
+            kwargs["hash"] = self._artifacts_version(kwargs.get("artifacts"))
+        super().__init__(*args, **kwargs)
+        self.config.check()
+
+    def _artifacts_version(self, spec: str | None) -> str | None:
+        """A short digest of what ``spec`` holds now: a local folder's data files (names, sizes,
+        modification times; atomic writes renew them), or a Hub repo's current commit (None offline)."""
+        spec = spec or schema.HUB_REPO_ID
+        folder = Path(spec).expanduser()
+        if folder.is_dir():
+            digest = hashlib.blake2b(digest_size=8)
+            for path in sorted(p for pattern in _VERSION_FILES for p in folder.glob(pattern)):
+                stat = path.stat()
+                digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+            return digest.hexdigest()
+        if spec.count("/") != 1:
+            return None
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+        from .hub import _TransportError
+
+        try:
+            self._revision = HfApi().dataset_info(spec).sha
+        except (HfHubHTTPError, OfflineModeIsEnabled, _TransportError, OSError) as err:
+            logger.info("artifacts %s: no revision known (%s); using the cached snapshot", spec, err)
+            return None
+        return self._revision[:16] if self._revision else None
 
     @property
     def _base(self) -> str:
@@ -129,6 +176,7 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
         data_dir = None
         if self.config.name in schema.IMAGE_CONFIGS:
             data_dir = dl_manager.manual_dir
+            data_dir = str(Path(data_dir).expanduser()) if data_dir else data_dir
             if not data_dir or not Path(data_dir).exists():
                 raise datasets.exceptions.ManualDownloadError(f"data_dir={data_dir!r} not found. {_IMAGENET_HELP}")
         return [
@@ -159,7 +207,8 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
             from huggingface_hub import snapshot_download
 
             patterns = ["README.md", f"data/{self._base}/*", "data/classes/*"]
-            folder = Path(snapshot_download(spec, repo_type="dataset", allow_patterns=patterns))
+            folder = Path(snapshot_download(spec, repo_type="dataset", allow_patterns=patterns,
+                                            revision=self._revision))
         if (folder / "captions.parquet").exists():
             return "work", folder
         if (folder / "data").is_dir():

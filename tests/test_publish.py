@@ -116,12 +116,15 @@ def test_builder_describes_what_the_folder_holds(published, tmp_path, monkeypatc
     # a Hub repo id is labelled once downloaded (here: a snapshot that is the synthetic Hub folder)
     import huggingface_hub
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *args, **kwargs: str(work / "hub"))
+    downloads = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda *args, **kwargs: downloads.append(kwargs) or str(work / "hub"))
     builder = ImagenetMultimodal(config_name="filtered", artifacts="someone/imagenet-multimodal",
                                  cache_dir=str(tmp_path / "repo"))
     assert "Flickr captions" in builder.info.description  # not downloaded yet: the release's wording
     streamed = builder.as_streaming_dataset(split="train")
     assert "synthetic demo sample" in streamed.info.description
+    assert downloads[0]["revision"] is None  # offline (the tests' HF_HUB_OFFLINE): the cached snapshot
     # a folder that does not say what it holds is described neutrally; a damaged label file is a warning
     bare = tmp_path / "bare"
     shutil.copytree(work / "hub", bare)
@@ -131,6 +134,43 @@ def test_builder_describes_what_the_folder_holds(published, tmp_path, monkeypatc
     (real / "classes.parquet").write_bytes(b"PAR1 damaged")
     info = ImagenetMultimodal(config_name="filtered", artifacts=str(real), cache_dir=str(tmp_path)).info
     assert "does not say whether" in info.description
+
+
+def test_builder_cache_follows_the_artifacts(published, tmp_path, monkeypatch):
+    """A republished folder is read again, not served from the cache of the old one; a Hub repo's
+    cache is keyed by its current commit, which is also the revision downloaded."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+
+    hub = tmp_path / "hub"
+    shutil.copytree(published[0] / "hub", hub)
+
+    def rows():
+        builder = ImagenetMultimodal(config_name="filtered", artifacts=str(hub), cache_dir=str(tmp_path / "cache"))
+        builder.download_and_prepare()
+        return builder.as_dataset(split="train").num_rows
+
+    before = rows()
+    shard = next((hub / "data" / "filtered").glob("train-*.parquet"))
+    pq.write_table(pq.read_table(shard).slice(0, 5), shard)  # a new release with fewer rows
+    assert before > 5 and rows() == 5
+
+    downloads = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info",
+                        lambda self, repo, **kw: SimpleNamespace(sha="c0ffee" * 7))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda *args, **kwargs: downloads.append(kwargs) or str(hub))
+    builder = ImagenetMultimodal(config_name="filtered", artifacts="someone/x", cache_dir=str(tmp_path / "repo"))
+    builder.download_and_prepare()
+    assert builder.hash == ("c0ffee" * 7)[:16] and downloads[0]["revision"] == "c0ffee" * 7
+
+
+def test_builder_options_are_checked(published):
+    with pytest.raises(InputError, match=r"min_relevance: expected a value in \[0, 1\], got 2.0"):
+        ImagenetMultimodal(config_name="filtered", artifacts=str(published[0]), min_relevance=2.0)
+    with pytest.raises(InputError, match="config 'captions' does not"):
+        ImagenetMultimodal(config_name="captions", artifacts=str(published[0]), min_relevance=0.5)
 
 
 def test_config_names_default_first(published):
