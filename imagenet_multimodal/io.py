@@ -33,7 +33,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     Works for files and folders alike: whatever the block creates at the temporary path
-    replaces ``path`` (an existing folder at ``path`` is removed first). Temporary paths of
+    replaces ``path``; an existing folder at ``path`` is renamed aside first and removed only once
+    the new one is in place (a failed move puts it back; a kill between the two renames, a few
+    microseconds rather than the removal of gigabytes, leaves it under a temporary name). Temporary paths of
     ``path`` that a killed process left behind (``.NAME.*.tmp``) are removed first: at full scale
     a half-written ``pairs`` folder holds gigabytes. One process writes a given path at a time.
     """
@@ -48,9 +50,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp.rmdir()  # the block creates a file or a folder here
     try:
         yield tmp
+        old = None
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+            old = tmp.with_name(tmp.name[:-len(".tmp")] + ".old.tmp")  # a stale name if we are killed
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old is not None:
+                os.replace(old, path)  # put the old folder back
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

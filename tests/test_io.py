@@ -87,3 +87,31 @@ def test_help_shows_every_optional_default_booleans_included():
     assert "also the captions (default: on)" in text
     assert "examples per batch (default: 32)" in text
     assert "the work folder (default" not in text
+
+
+def test_a_failed_folder_swap_keeps_the_old_folder(tmp_path, monkeypatch):
+    """The old folder is renamed aside, not deleted, before the new one moves in: if that move
+    fails, the old one is put back (it was gone when it was removed first)."""
+    import os
+
+    from imagenet_multimodal import io
+
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    (folder / "README.md").write_text("old")
+    real = os.replace
+    calls = []
+
+    def failing(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the new folder onto the target
+            raise OSError("disk gone")
+        return real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", failing)
+    with pytest.raises(OSError, match="disk gone"), atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / "README.md").write_text("new")
+    monkeypatch.setattr(io.os, "replace", real)
+    assert calls[0][0] == folder and (folder / "README.md").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hub"]
