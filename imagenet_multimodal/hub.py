@@ -97,6 +97,9 @@ def push_folder(
         remote = _remote_files(api, repo_id, repo_type)
         local = _local_files(folder)
         todo = [name for name, path in local.items() if name not in remote or not _unchanged(path, remote[name])]
+        # data first, top-level files (the card with its row counts) last, in the commit that also
+        # deletes stale shards: an interrupted upload never shows a card that the shards contradict
+        todo.sort(key=lambda name: ("/" not in name, name))
         absent = [name for name in remote if name not in local]
         stale = _managed(absent, delete_patterns)
         kept = sorted(set(absent) - set(stale) - {".gitattributes"})

@@ -146,14 +146,18 @@ def write_split(tables: Iterable[pa.Table], folder: Path, split: str, *,
     smaller) and row groups of at most ``max_row_group_bytes``, which the Hub's viewer requires.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    pieces = []
+    written: list[Path] = []  # shards go out as they come (``tables`` may stream); named once counted
+    rows = 0
     for table in tables:
         rows_per_shard = _rows_within(table, max_shard_bytes)
-        pieces += [table.slice(start, rows_per_shard) for start in range(0, max(table.num_rows, 1), rows_per_shard)]
-    for number, piece in enumerate(pieces):
-        path = folder / f"{split}-{number:05d}-of-{len(pieces):05d}.parquet"
-        pq.write_table(piece, path, row_group_size=_rows_within(piece, max_row_group_bytes))
-    return sum(piece.num_rows for piece in pieces)
+        for start in range(0, max(table.num_rows, 1), rows_per_shard):
+            piece = table.slice(start, rows_per_shard)
+            written.append(folder / f".{split}-{len(written):05d}.parquet.part")
+            pq.write_table(piece, written[-1], row_group_size=_rows_within(piece, max_row_group_bytes))
+            rows += piece.num_rows
+    for number, path in enumerate(written):
+        path.rename(folder / f"{split}-{number:05d}-of-{len(written):05d}.parquet")
+    return rows
 
 
 def _rows_within(table: pa.Table, max_bytes: int) -> int:
@@ -186,6 +190,7 @@ def dataset_yaml(
         "language": ["en"],
         "license": "other",
         "license_name": "mixed",
+        "license_link": "LICENSE.md",
         "license_details": license_notes,
         "task_categories": ["image-classification", "text-classification", "zero-shot-image-classification"],
         "size_categories": [_size_category(rows)],
@@ -429,10 +434,15 @@ def write_hub_folder(work: Path, repo_id: str) -> dict[str, dict[str, int]]:
         counts["classes"] = {"train": write_split([classes_table(work)], data / "classes", "train")}
         counts["pairs"] = {split: write_split(pair_tables(work, split), data / "pairs", split)
                            for split in schema.splits("pairs")}
+        empty = [f"{config}/{split}" for config, splits in counts.items() for split, rows in splits.items() if not rows]
+        if empty:  # datasets cannot load an empty split; the old WORK/hub stays
+            raise InputError(f"{work}: {', '.join(empty)} would be published empty, which load_dataset cannot "
+                             "read; see prepare_stats.json (e.g. no test caption of a class with class sentences)")
         values = card_values(work, counts, repo_id)
         header = dataset_yaml(counts, synthetic=bool(values["banner"]), license_notes=values["license_notes"],
                               wikipedia="wikipedia" in values["sources"])
         (hub / "README.md").write_text(render_card(header, values))
+        (hub / "LICENSE.md").write_text(f"# Licences\n\n{values['license_notes']}\n")  # the card's license_link
     return counts
 
 

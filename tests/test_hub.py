@@ -143,6 +143,7 @@ def test_push_batches_resumes_and_deletes_stale(hub, tmp_path, caplog):
     first = push_folder(folder, "org/name", repo_type="dataset", max_files=2, api=api)
     assert first == {"uploaded": 6, "skipped": 0, "deleted": 0}
     assert [len(c) for c in server.commits] == [2, 2, 2]
+    assert "README.md" in server.commits[-1]  # the card comes with the last commit, after the shards
     assert server.files["README.md"].startswith(b"---")
     assert server.unknown == []
 
@@ -241,4 +242,3 @@ def test_invalid_repo_id_is_an_input_error(hub, tmp_path):
     server, api = hub
     with pytest.raises(InputError, match="dataset repo org/bad name failed"):
         push_folder(_folder(tmp_path, 1), "org/bad name", repo_type="dataset", api=api)
-    assert server.files == {}

@@ -39,7 +39,9 @@ def test_hub_folder_layout(published):
     work, counts, sample, scores = published
     hub = work / "hub"
     names = sorted(p.relative_to(hub).as_posix() for p in hub.rglob("*") if p.is_file())
-    assert "README.md" in names
+    assert "README.md" in names and "LICENSE.md" in names
+    assert DatasetCard.load(hub / "README.md").data.to_dict()["license_link"] == "LICENSE.md"
+    assert (hub / "LICENSE.md").read_text().count("Captions: synthetic") == 1
     assert not [n for n in names if n.endswith(".py")]
     assert "data/filtered/train-00000-of-00001.parquet" in names
     assert {n.split("/")[1] for n in names if n.startswith("data/")} == set(CONFIGS)
@@ -264,9 +266,16 @@ def test_shards_and_row_groups_respect_limits(published, tmp_path):
     rows = write_split([table], tmp_path, "train", max_shard_bytes=table.nbytes // 3,
                        max_row_group_bytes=table.nbytes // 10)
     shards = sorted(tmp_path.glob("train-*.parquet"))
-    assert rows == table.num_rows and len(shards) >= 3
+    assert rows == table.num_rows and len(shards) >= 3 and sorted(p.name for p in tmp_path.iterdir()) == \
+        [s.name for s in shards]  # no temporary part left
     assert all(s.name.endswith(f"-of-{len(shards):05d}.parquet") for s in shards)
-    assert all(pq.ParquetFile(s).metadata.num_row_groups >= 2 for s in shards)
+    assert pa.concat_tables(pq.read_table(s) for s in shards).equals(table)
+    for shard in shards:  # limits hold by average row size; rows differ in size a little
+        parquet = pq.ParquetFile(shard)
+        assert pq.read_table(shard).nbytes <= 1.2 * (table.nbytes // 3)
+        assert parquet.metadata.num_row_groups >= 2
+        assert all(parquet.read_row_group(i).nbytes <= 1.2 * (table.nbytes // 10)
+                   for i in range(parquet.metadata.num_row_groups))
 
 
 @pytest.fixture(scope="module")
@@ -333,6 +342,17 @@ def test_publish_refuses_an_empty_filter(published, tmp_path):
     with pytest.raises(InputError, match="kept no caption"):
         run_publish(PublishOptions(work=work))
     assert not (work / "hub").exists()
+
+
+def test_publish_refuses_any_empty_split_and_keeps_the_old_folder(published, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(published[0], work, ignore=shutil.ignore_patterns("hub-model"))
+    for shard in (work / "pairs").glob("test-*.parquet"):
+        pq.write_table(pq.read_table(shard).slice(0, 0), shard)
+    before = (work / "hub" / "README.md").read_text()
+    with pytest.raises(InputError, match=r"pairs/test would be published empty"):
+        run_publish(PublishOptions(work=work))
+    assert (work / "hub" / "README.md").read_text() == before
 
 
 def test_push_deletes_only_the_files_publish_manages(published, tmp_path, monkeypatch):
