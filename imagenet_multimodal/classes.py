@@ -342,3 +342,11 @@ __all__ = [
     "read_class_texts",
     "run",
 ]
+
+
+if __name__ == "__main__":  # python -m imagenet_multimodal.STAGE, accelerate launch -m ...
+    import sys
+
+    from .cli import run_stage
+
+    sys.exit(run_stage(main, sys.argv[1:]))

@@ -2,7 +2,9 @@
 
 Each subcommand is the ``main(argv)`` of a stage module; ``build/<stage>.py`` runs the same
 function, so ``imagenet-multimodal prepare ...`` and ``python build/prepare.py ...`` are one code.
-Input errors end with a one-line message on stderr and exit status 2.
+Errors end with a one-line message on stderr: exit status 2 for bad input, 1 for an
+operating-system error, 130 for Ctrl-C. ``python -m imagenet_multimodal.STAGE`` (and
+``accelerate launch -m imagenet_multimodal.train``) run a stage too, from an installed package.
 """
 
 from __future__ import annotations
@@ -36,20 +38,28 @@ def _usage() -> str:
 
 
 def run_stage(stage_main, argv: Sequence[str] | None) -> int:
-    """Run a stage's ``main`` with logging set up; an :class:`InputError` becomes exit status 2."""
+    """Run a stage's ``main`` with logging set up. One line on stderr instead of a traceback: an
+    :class:`InputError` exits 2, an operating-system error (a path that is a file, a full disk) 1,
+    Ctrl-C 130 (what was written stays consistent: writes are atomic, training checkpoints)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return stage_main(argv)
     except InputError as err:
         logger.error("error: %s", err)
         return 2
+    except OSError as err:
+        logger.error("error: %s: %s", type(err).__name__, err)
+        return 1
+    except KeyboardInterrupt:
+        logger.error("error: interrupted; run the same command again to go on from what was finished")
+        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``imagenet-multimodal STAGE ...`` to the stage's ``main``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        sys.stdout.write(_usage() + "\n")
+        (sys.stdout if argv else sys.stderr).write(_usage() + "\n")
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name not in STAGES:

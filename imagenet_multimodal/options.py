@@ -46,10 +46,11 @@ def build_parser(cls: type, *, prog: str, description: str | None) -> argparse.A
                 help=help_text + ("" if required else f" (default: {'on' if default else 'off'})"),
             )
             continue
+        # a default of None means "see the help text", which says what is used then
+        shown = not (required or default is None or "default" in help_text)
         parser.add_argument(
             flag, dest=field.name, type=kind, default=default, required=required,
-            choices=field.metadata.get("choices"),
-            help=help_text + ("" if required else f" (default: {default})"),
+            choices=field.metadata.get("choices"), help=help_text + (f" (default: {default})" if shown else ""),
         )
     return parser
 
@@ -85,11 +86,39 @@ def _read_config(cls: type, path: Path) -> dict:
     unknown = sorted(set(config) - set(fields)) if isinstance(config, dict) else ["(not an object)"]
     if unknown:
         raise InputError(f"{path}: unknown options {unknown}; expected some of {sorted(fields)}")
-    for name, value in config.items():  # argparse checks the choices of flags, not of defaults
+    hints = typing.get_type_hints(cls)
+    for name, value in config.items():  # argparse checks the types and choices of flags, not of defaults
+        expected = _config_type(hints[name])
+        if not _config_value_fits(value, hints[name]):
+            raise InputError(f"{path}: option {name!r}: expected {expected}, got {value!r}")
         choices = fields[name].metadata.get("choices")
         if choices and value not in choices:
             raise InputError(f"{path}: option {name!r}: expected one of {choices}, got {value!r}")
     return config
+
+
+def _config_type(annotation: object) -> str:
+    kind = _base_type(annotation)
+    name = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path string"}
+    optional = type(None) in typing.get_args(annotation)
+    return name.get(kind, str(kind)) + (" or null" if optional else "")
+
+
+def _config_value_fits(value: object, annotation: object) -> bool:
+    """Whether a JSON value can stand for an option of type ``annotation`` (no silent coercion:
+    the string "false" is not false, 2.7 is not an epoch count)."""
+    if value is None:
+        return type(None) in typing.get_args(annotation)
+    kind = _base_type(annotation)
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind in (str, Path):
+        return isinstance(value, str)
+    return True
 
 
 def check_work(work: str | Path | None) -> None:

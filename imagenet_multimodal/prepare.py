@@ -372,3 +372,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 __all__ = ["PrepareOptions", "bucket_records", "main", "parse_args", "run", "write_pairs"]
+
+
+if __name__ == "__main__":  # python -m imagenet_multimodal.STAGE, accelerate launch -m ...
+    import sys
+
+    from .cli import run_stage
+
+    sys.exit(run_stage(main, sys.argv[1:]))

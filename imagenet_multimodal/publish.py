@@ -485,3 +485,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``imagenet-multimodal publish``."""
     run(parse_args(argv))
     return 0
+
+
+if __name__ == "__main__":  # python -m imagenet_multimodal.STAGE, accelerate launch -m ...
+    import sys
+
+    from .cli import run_stage
+
+    sys.exit(run_stage(main, sys.argv[1:]))

