@@ -391,13 +391,17 @@ class PublishOptions:
     """Options of the ``publish`` stage."""
 
     work: Path = field(metadata={"help": "work folder"})
-    repo_id: str = field(default=schema.HUB_REPO_ID, metadata={"help": "dataset repo id ORG/NAME"})
+    repo_id: str | None = field(default=None, metadata={
+        "help": f"dataset repo id ORG/NAME; required with --push (default for a dry run: {schema.HUB_REPO_ID})"})
     model_repo_id: str | None = field(default=None, metadata={"help": "model repo id (default: REPO_ID-relevance)"})
     push: bool = field(default=False, metadata={"help": "upload to the Hub (otherwise a dry run)"})
     private: bool = field(default=False, metadata={"help": "create the repos as private"})
 
     def __post_init__(self) -> None:
         self.work = Path(self.work)
+        if self.push and self.repo_id is None:  # never the release's repo by default
+            raise InputError("--push: name the repo to upload to with --repo-id ORG/NAME")
+        self.repo_id = self.repo_id or schema.HUB_REPO_ID
         _check_repo_id("--repo-id", self.repo_id)
         if self.model_repo_id:
             _check_repo_id("--model-repo-id", self.model_repo_id)
@@ -459,6 +463,11 @@ def write_model_folder(work: Path) -> Path | None:
 
 def run(options: PublishOptions) -> dict[str, dict[str, int]]:
     """Write the repos under WORK and, with ``push``, upload them."""
+    stats = options.work / "prepare_stats.json"
+    synthetic = read_json(stats).get("synthetic") if stats.exists() else None
+    if options.push and options.repo_id == schema.HUB_REPO_ID and synthetic is not False:
+        raise InputError(f"--repo-id {options.repo_id} is the release's repo; {options.work} holds a synthetic "
+                         "sample (or says nothing of its source): push it to a repo of your own")
     counts = write_hub_folder(options.work, options.repo_id)
     model_folder = write_model_folder(options.work)
     for config, splits in counts.items():

@@ -372,6 +372,13 @@ def test_push_deletes_only_the_files_publish_manages(published, tmp_path, monkey
         ("someone/imagenet-multimodal-relevance", "model", hub.MODEL_DELETE_PATTERNS),
     ]
     assert hub.DATASET_DELETE_PATTERNS == ("data/**",)
+    # never the release's repo by default, and never a synthetic sample there
+    with pytest.raises(InputError, match="--push: name the repo to upload to with --repo-id"):
+        PublishOptions(work=work, push=True)
+    calls.clear()
+    with pytest.raises(InputError, match="is the release's repo; .* holds a synthetic sample"):
+        run_publish(PublishOptions(work=work, repo_id="imagenet-multimodal/imagenet-multimodal", push=True))
+    assert calls == []
 
 
 @pytest.mark.parametrize(("args", "message"), [
