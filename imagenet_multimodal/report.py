@@ -98,9 +98,12 @@ def training_section(metrics: dict) -> str:
     epochs = [row["epoch"] for row in history]
 
     def curves(ax):
+        from matplotlib.ticker import MaxNLocator
+
         ax.plot(epochs, [row.get("train_loss") for row in history], marker="o", label="train loss")
         ax.plot(epochs, [(row.get("pairs") or {}).get("loss") for row in history], marker="o", label="test pairs loss")
         ax.set(xlabel="epoch", ylabel="loss")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         twin = ax.twinx()
         twin.plot(epochs, [(row.get("pairs") or {}).get("top1") for row in history], "g--", label="pairs top-1")
         twin.plot(epochs, [(row.get("captions") or {}).get("top1") for row in history], "r--",

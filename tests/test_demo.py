@@ -118,3 +118,21 @@ def test_report_names_a_damaged_input(demo, tmp_path):
     shutil.copy(options.work / "scores.parquet", work / "scores.parquet")
     with pytest.raises(InputError, match=r"classes\.parquet: expected columns \['name'\], missing \['name'\]"):
         run_report(ReportOptions(work=work))
+
+
+def test_a_demo_whose_filter_kept_nothing_still_writes_its_report(demo, monkeypatch):
+    """The report (p_correct distribution) is how one sees an unconverged model: it comes before
+    publish, which refuses an empty filter; the error says what to change in the demo."""
+    from imagenet_multimodal import publish
+
+    options, _ = demo
+    (options.work / "report" / "index.html").unlink()
+
+    def refuses(publish_options):
+        raise InputError("scores.parquet: the relevance filter kept no caption")
+
+    monkeypatch.setattr(publish, "run", refuses)
+    with pytest.raises(InputError, match=r"kept no caption\nThe report .*index\.html shows the p_correct "
+                                         r"distribution; for the demo, try `imagenet-multimodal demo --low 0.2`"):
+        run_demo(options)
+    assert (options.work / "report" / "index.html").exists()
