@@ -100,4 +100,4 @@ def test_cli_classes(tmp_path, capsys):
     assert cli_main(["classes", "--work", str(tmp_path), "--max-sentences", "1"]) == 2
     assert cli_main(["nonsense"]) == 2
     assert cli_main([]) == 2
-    assert "prepare" in capsys.readouterr().out
+    assert "prepare" in capsys.readouterr().err  # the usage, on stderr when it is an error
