@@ -28,7 +28,8 @@ _early_log = logging.getLogger(__name__)
 
 # options that do not change what is trained: a finished run with other values is not redone
 RUN_ONLY_OPTIONS = {"resume", "stop_after_steps", "force", "write_rank_digests", "report_to",
-                    "checkpoint_steps", "checkpoints_total_limit", "num_workers", "logging_steps"}
+                    "checkpoint_steps", "checkpoints_total_limit", "num_workers", "logging_steps",
+                    "keep_checkpoints"}
 
 
 def checkpoint_dirs(folder: Path) -> list[Path]:

@@ -82,7 +82,7 @@ def test_learns_toy_task_and_saves_a_loadable_model(work, encoder):
     assert loss == pytest.approx(best["captions"]["loss"], rel=1e-5)
     others = [r["captions"]["loss"] for r in metrics["history"] if r["epoch"] != best["epoch"]]
     assert all(abs(loss - other) > 1e-4 for other in others)  # the best epoch's weights, no other's
-    assert [p.name for p in (out / "checkpoints").glob("best-epoch-*")] == [f"best-epoch-{best['epoch']:04d}"]
+    assert not (out / "checkpoints").exists()  # a finished run keeps no checkpoints (--keep-checkpoints)
     lengths = metrics["token_lengths"]
     assert set(lengths) == {"train", "pairs", "captions"} and 0 < lengths["captions"]["p50"] < lengths["pairs"]["p50"]
     assert lengths["pairs"]["at_max_length"] == 0.0 and lengths["pairs"]["max"] < 128
@@ -114,7 +114,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(work, encoder, acc
 def test_kill_between_best_weights_and_checkpoint(work, encoder, monkeypatch):
     """Killed after saving a better epoch's weights but before the checkpoint that records them: the
     resumed run ends as an uninterrupted one and keeps no weights that no checkpoint recorded."""
-    common = ["--epochs", "3", "--best-metric", "pairs_loss"]
+    common = ["--epochs", "3", "--best-metric", "pairs_loss", "--keep-checkpoints"]
     full = _run(work, encoder, *common, "--output", str(work / "full"))
     save = checkpoints.save_checkpoint
 
@@ -148,9 +148,9 @@ def test_resume_from_a_checkpoint_whose_best_weights_are_gone(work, encoder):
 def test_early_stopping(work, encoder):
     # a learning rate of ~0 never improves top-1: patience 1 stops after the second epoch
     metrics = _run(work, encoder, "--epochs", "6", "--learning-rate", "1e-12", "--head-learning-rate",
-                   "1e-12", "--patience", "1", "--best-metric", "pairs_top1")
+                   "1e-12", "--patience", "1", "--best-metric", "pairs_top1", "--keep-checkpoints")
     assert metrics["stopped_early"] and len(metrics["history"]) == 2 and metrics["best"]["epoch"] == 0
-    # the checkpoint records the stop: resuming it does not train on
+    # the checkpoint records the stop: resuming it (kept here) does not train on
     again = _run(work, encoder, "--epochs", "6", "--learning-rate", "1e-12", "--head-learning-rate",
                  "1e-12", "--patience", "1", "--best-metric", "pairs_top1", "--resume", "latest")
     assert again["stopped_early"] and again["history"] == metrics["history"]
@@ -214,7 +214,8 @@ def test_two_cpu_processes_cooperate(work, encoder):
     command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "build" / "train.py"),
                "--work", str(work), "--encoder", str(encoder), "--output", str(out), *FAST,
-               "--batch-size", "4", "--eval-batch-size", "7", "--epochs", "2", "--write-rank-digests"]
+               "--batch-size", "4", "--eval-batch-size", "7", "--epochs", "2", "--write-rank-digests",
+               "--keep-checkpoints"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -241,7 +242,8 @@ def test_compiled_model_trains_and_saves_plain_weights(work, encoder):
     out = work / "compiled"
     command = [launcher, "launch", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
                "--dynamo_backend", "inductor", "--dynamo_use_dynamic", str(ROOT / "build" / "train.py"),
-               "--work", str(work), "--encoder", str(encoder), "--output", str(out), *FAST, "--epochs", "2"]
+               "--work", str(work), "--encoder", str(encoder), "--output", str(out), *FAST, "--epochs", "2",
+               "--keep-checkpoints"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
