@@ -121,19 +121,28 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
                 stat = path.stat()
                 digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
             return digest.hexdigest()
-        if spec.count("/") != 1:
-            return None
-        from huggingface_hub import HfApi
-        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+        from huggingface_hub import HfApi, constants, snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+        from huggingface_hub.utils import validate_repo_id
 
         from .hub import _TransportError
 
         try:
-            self._revision = HfApi().dataset_info(spec).sha
+            validate_repo_id(spec)
+        except HFValidationError:
+            return None  # not a repo id either: _artifacts says so when it is needed
+        try:  # bounded: the shared client waits forever by default
+            self._revision = HfApi().dataset_info(spec, timeout=constants.HF_HUB_ETAG_TIMEOUT).sha
         except (HfHubHTTPError, OfflineModeIsEnabled, _TransportError, OSError) as err:
-            logger.info("artifacts %s: no revision known (%s); using the cached snapshot", spec, err)
-            return None
-        return self._revision[:16] if self._revision else None
+            # offline or refused: the cached snapshot's own commit (never no hash at all, whose cache
+            # folder is the parent of the per-commit ones and would be cleared by the next build)
+            try:
+                cached = Path(snapshot_download(spec, repo_type="dataset", local_files_only=True)).name
+            except (HfHubHTTPError, OfflineModeIsEnabled, _TransportError, OSError, ValueError):
+                cached = "unknown-revision"
+            logger.info("artifacts %s: no revision from the Hub (%s); using %s", spec, err, cached)
+            return cached[:16]
+        return self._revision[:16] if self._revision else "unknown-revision"
 
     @property
     def _base(self) -> str:

@@ -107,7 +107,8 @@ def _iter_json_lines(handle: BinaryIO, label: str) -> Iterator[tuple[int | None,
 
 def _zip_member(archive: zipfile.ZipFile, path: Path) -> str:
     """The one .json/.jsonl member to read: the only one, else the only ``imagenet_captions.json``."""
-    names = [n for n in archive.namelist() if n.endswith((".json", ".jsonl")) and "__MACOSX" not in n]
+    names = [n for n in archive.namelist() if n.lower().endswith((".json", ".jsonl", ".ndjson"))
+             and "__MACOSX" not in n and not Path(n).name.startswith("._")]  # macOS resource forks
     if not names:
         raise InputError(
             f"{path}: the zip holds no .json or .jsonl file (members: {archive.namelist()[:10]}); "
@@ -115,7 +116,7 @@ def _zip_member(archive: zipfile.ZipFile, path: Path) -> str:
         )
     if len(names) == 1:
         return names[0]
-    preferred = [n for n in names if Path(n).name == "imagenet_captions.json"]
+    preferred = [n for n in names if Path(n).name.lower() == "imagenet_captions.json"]
     if len(preferred) == 1:
         others = [n for n in names if n != preferred[0]]
         logger.warning("captions: %s holds %d .json/.jsonl files; reading %s and ignoring %s",
@@ -153,7 +154,7 @@ def iter_numbered_records(path: str | os.PathLike) -> Iterator[tuple[int | None,
         raise InputError(f"{path}: not a readable zip file ({err})") from err
     with archive:
         member = _zip_member(archive, path)
-        reader = _iter_json_lines if member.endswith(".jsonl") else _iter_json_list
+        reader = _iter_json_lines if member.lower().endswith((".jsonl", ".ndjson")) else _iter_json_list
         with archive.open(member) as handle:
             try:
                 yield from reader(io.BufferedReader(handle), f"{path}!{member}")

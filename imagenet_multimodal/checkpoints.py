@@ -126,7 +126,11 @@ def find_resume(options, accelerator: Accelerator) -> Path | None:
     found = [] if options.force else checkpoint_dirs(folder)
     if options.resume in ("auto", "latest"):
         if not found and options.resume == "latest":
-            raise InputError(f"--resume latest: no checkpoint in {folder}")
+            finished = (options.output / "metrics.json").exists() and \
+                read_json(options.output / "metrics.json").get("finished")
+            raise InputError(f"--resume latest: no checkpoint in {folder}" + (
+                "; the run there finished and removed its checkpoints (--keep-checkpoints keeps them)"
+                if finished else ""))
         path = found[-1] if found else None
     else:
         path = None if options.resume == "no" else Path(options.resume)

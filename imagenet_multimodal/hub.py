@@ -98,7 +98,8 @@ def push_folder(
         local = _local_files(folder)
         todo = [name for name, path in local.items() if name not in remote or not _unchanged(path, remote[name])]
         # data first, top-level files (the card with its row counts) last, in the commit that also
-        # deletes stale shards: an interrupted upload never shows a card that the shards contradict
+        # deletes stale shards. An upload cut between commits can still hold old and new shards side
+        # by side (a new shard count renames them): rerun it to finish
         todo.sort(key=lambda name: ("/" not in name, name))
         absent = [name for name in remote if name not in local]
         stale = _managed(absent, delete_patterns)

@@ -480,9 +480,9 @@ def run(options: TrainOptions) -> dict:
     model.load_state_dict(load_file(best_weights(options, state)))
     if accelerator.is_main_process:
         save_model_folder(model, job.tokenizer, metrics, options.output)
-        if not options.keep_checkpoints:  # the run is finished: nothing is left to resume
-            shutil.rmtree(options.output / "checkpoints", ignore_errors=True)
-    accelerator.wait_for_everyone()
+    accelerator.wait_for_everyone()  # every process has read the best weights
+    if accelerator.is_main_process and not options.keep_checkpoints:  # finished: nothing left to resume
+        shutil.rmtree(options.output / "checkpoints", ignore_errors=True)
     accelerator.end_training()
     return metrics
 

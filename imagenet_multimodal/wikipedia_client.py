@@ -43,6 +43,9 @@ PAGE_PROPS = {
 
 # A section heading in the WIKI extract format: "== History ==", "=== Description ===".
 _HEADING = re.compile(r"^ *==+ .*? ==+ *$", re.MULTILINE)
+# where wikipediaapi starts a section: a heading after a blank line (a heading-shaped line without
+# one stays in the text before it, so the summary must not end there either)
+_SECTION_START = re.compile(r"\n\n *==+ .*? ==+ *(?:\n|$)")
 
 
 class WikipediaError(RuntimeError):
@@ -155,7 +158,7 @@ class PoliteWikipedia(wikipediaapi.Wikipedia):
             text = "\n\n" + text.lstrip("\n")
             extract = {**extract, "extract": text}
         super()._build_extracts(extract, page)
-        first = _HEADING.search(text)
+        first = _SECTION_START.search(text)
         page._summary = (text[:first.start()] if first else text).strip()
         return page._summary
 

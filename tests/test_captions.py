@@ -152,3 +152,13 @@ def test_a_bad_cached_file_is_named_with_what_to_do(tmp_path):
     (cache / "imagenet_captions.zip").write_bytes(LFS_POINTER)  # cached by an older version
     with pytest.raises(InputError, match=rf"{cache / 'imagenet_captions.zip'}: the cached download .* delete it"):
         download_captions(cache, url="https://example.org/imagenet_captions.zip")
+
+
+def test_zip_members_match_like_plain_files(tmp_path):
+    """Suffixes in any case, .ndjson as JSON Lines, and macOS resource forks (._name) ignored."""
+    lines = b"\n".join(json.dumps(r).encode() for r in RECORDS)
+    assert list(iter_records(_zip(tmp_path / "a.zip", {"IMAGENET_CAPTIONS.JSON": json.dumps(RECORDS).encode(),
+                                                      "other.json": b"[]"}))) == RECORDS
+    assert list(iter_records(_zip(tmp_path / "b.zip", {"caps.NDJSON": lines}))) == RECORDS
+    assert list(iter_records(_zip(tmp_path / "c.zip", {"captions.json": json.dumps(RECORDS).encode(),
+                                                      "._captions.json": b"\x00\x05\x16\x07"}))) == RECORDS

@@ -126,7 +126,7 @@ def test_builder_describes_what_the_folder_holds(published, tmp_path, monkeypatc
     assert "Flickr captions" in builder.info.description  # not downloaded yet: the release's wording
     streamed = builder.as_streaming_dataset(split="train")
     assert "synthetic demo sample" in streamed.info.description
-    assert downloads[0]["revision"] is None  # offline (the tests' HF_HUB_OFFLINE): the cached snapshot
+    assert downloads[-1]["revision"] is None and builder.hash == "hub"  # offline (HF_HUB_OFFLINE): the cached snapshot
     # a folder that does not say what it holds is described neutrally; a damaged label file is a warning
     bare = tmp_path / "bare"
     shutil.copytree(work / "hub", bare)
@@ -166,6 +166,16 @@ def test_builder_cache_follows_the_artifacts(published, tmp_path, monkeypatch):
     builder = ImagenetMultimodal(config_name="filtered", artifacts="someone/x", cache_dir=str(tmp_path / "repo"))
     builder.download_and_prepare()
     assert builder.hash == ("c0ffee" * 7)[:16] and downloads[0]["revision"] == "c0ffee" * 7
+    # offline: keyed by the cached snapshot's commit folder, never by no hash (whose cache folder is
+    # the parent of the per-commit ones, cleared by the next build)
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    def offline(self, repo, **kwargs):
+        raise OfflineModeIsEnabled("offline")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", offline)
+    builder = ImagenetMultimodal(config_name="filtered", artifacts="someone/x", cache_dir=str(tmp_path / "repo"))
+    assert builder.hash == hub.name and downloads[-1]["local_files_only"] is True
 
 
 def test_builder_options_are_checked(published):
@@ -173,6 +183,9 @@ def test_builder_options_are_checked(published):
         ImagenetMultimodal(config_name="filtered", artifacts=str(published[0]), min_relevance=2.0)
     with pytest.raises(InputError, match="config 'captions' does not"):
         ImagenetMultimodal(config_name="captions", artifacts=str(published[0]), min_relevance=0.5)
+    missing = ImagenetMultimodal(config_name="filtered", artifacts="./no/such-folder")  # not a repo id either
+    with pytest.raises(InputError, match="not a folder and not a Hub repo id"):
+        missing.download_and_prepare()
 
 
 def test_config_names_default_first(published):

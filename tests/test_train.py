@@ -83,6 +83,8 @@ def test_learns_toy_task_and_saves_a_loadable_model(work, encoder):
     others = [r["captions"]["loss"] for r in metrics["history"] if r["epoch"] != best["epoch"]]
     assert all(abs(loss - other) > 1e-4 for other in others)  # the best epoch's weights, no other's
     assert not (out / "checkpoints").exists()  # a finished run keeps no checkpoints (--keep-checkpoints)
+    with pytest.raises(InputError, match="finished and removed its checkpoints"):
+        _run(work, encoder, "--epochs", "10", "--best-metric", "captions_top1", "--resume", "latest")
     lengths = metrics["token_lengths"]
     assert set(lengths) == {"train", "pairs", "captions"} and 0 < lengths["captions"]["p50"] < lengths["pairs"]["p50"]
     assert lengths["pairs"]["at_max_length"] == 0.0 and lengths["pairs"]["max"] < 128

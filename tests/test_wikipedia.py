@@ -284,6 +284,14 @@ def test_an_empty_lead_gives_an_empty_summary_not_the_whole_page(lead):
         "small and red-orange."
 
 
+def test_a_heading_line_without_a_blank_line_before_stays_in_the_summary():
+    """wikipediaapi starts a section only at a heading after a blank line; the summary must end
+    where it does, or the text under such a heading is lost from both."""
+    entry = fetch_page(client(FakeWiki({"Tench": query_reply(page_json("Tench", "Lead.\n== Description ==\nDesc."))})),
+                       "Tench")
+    assert "Desc." in entry["summary"] + (entry["description"] or "")
+
+
 def test_a_page_without_lead_gives_its_description_once(tmp_path, fake_site):
     """The Description alone is the class text: not given twice, and no heading leaks into it."""
     fake_site(FakeWiki({"Tench": query_reply(page_json("Tench", "\n\n\n" + NO_LEAD))}))
