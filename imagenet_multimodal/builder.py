@@ -160,9 +160,13 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
             license=_LICENSE,
             citation=_CITATION,
         )
-        if self.config.artifacts and Path(self.config.artifacts).expanduser().is_dir():  # no download here
+        if self._local:  # a repo id is labelled once downloaded (_split_generators)
             self._label(info)
         return info
+
+    @property
+    def _local(self) -> bool:
+        return bool(self.config.artifacts) and Path(self.config.artifacts).expanduser().is_dir()
 
     def _label(self, info: datasets.DatasetInfo) -> None:
         """Describe what the artifacts really hold (real or synthetic captions, the class texts' sources);
@@ -181,7 +185,8 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
         info.license = publish.license_notes(synthetic=synthetic, sources=sources)
 
     def _split_generators(self, dl_manager):
-        self._label(self.info)  # a Hub repo id is known only once downloaded
+        if not self._local:
+            self._label(self.info)  # a Hub repo id is known only once downloaded
         data_dir = None
         if self.config.name in schema.IMAGE_CONFIGS:
             data_dir = dl_manager.manual_dir

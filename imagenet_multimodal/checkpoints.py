@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 from pathlib import Path
 
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 
-from .io import InputError, file_sha256, read_json, write_json
+from .io import InputError, file_sha256, read_json, replace_path, write_json
 
 logger = get_logger(__name__, log_level="INFO")
 # before the Accelerator exists (finished_run), Accelerate's logger refuses to log: plain logging then
@@ -43,9 +42,7 @@ def _replace_dir(accelerator: Accelerator, tmp: Path, final: Path) -> None:
     """Main process: move the folder ``tmp`` that all processes wrote onto ``final``."""
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        replace_path(tmp, final)
     accelerator.wait_for_everyone()
 
 

@@ -33,11 +33,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     Works for files and folders alike: whatever the block creates at the temporary path
-    replaces ``path``; an existing folder at ``path`` is renamed aside first and removed only once
-    the new one is in place (a failed move puts it back; a kill between the two renames, a few
-    microseconds rather than the removal of gigabytes, leaves it under a temporary name). Temporary paths of
-    ``path`` that a killed process left behind (``.NAME.*.tmp``) are removed first: at full scale
-    a half-written ``pairs`` folder holds gigabytes. One process writes a given path at a time.
+    replaces ``path`` (:func:`replace_path`). Temporary paths of ``path`` that a killed process left
+    behind (``.NAME.*.tmp``) are removed first: at full scale a half-written ``pairs`` folder holds
+    gigabytes. One process writes a given path at a time.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,23 +48,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp.rmdir()  # the block creates a file or a folder here
     try:
         yield tmp
-        old = None
-        if path.is_dir() and not path.is_symlink():
-            old = tmp.with_name(tmp.name[:-len(".tmp")] + ".old.tmp")  # a stale name if we are killed
-            os.replace(path, old)
-        try:
-            os.replace(tmp, path)
-        except OSError:
-            if old is not None:
-                os.replace(old, path)  # put the old folder back
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_path(tmp, path)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def replace_path(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` (a file or a folder, named ``.NAME...tmp``) onto ``path``. An existing folder at
+    ``path`` is renamed aside first and removed only once the new one is in place: a failed move puts
+    it back, and a kill between the two renames (microseconds, not the removal of gigabytes) leaves
+    it under a temporary name that the next :func:`atomic_path` of ``path`` clears."""
+    old = None
+    if path.is_dir() and not path.is_symlink():
+        old = tmp.with_name(tmp.name.removesuffix(".tmp") + ".old.tmp")
+        os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        if old is not None:
+            os.replace(old, path)  # put the old folder back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(obj: object, path: str | os.PathLike) -> None:

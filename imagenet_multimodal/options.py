@@ -88,37 +88,26 @@ def _read_config(cls: type, path: Path) -> dict:
         raise InputError(f"{path}: unknown options {unknown}; expected some of {sorted(fields)}")
     hints = typing.get_type_hints(cls)
     for name, value in config.items():  # argparse checks the types and choices of flags, not of defaults
-        expected = _config_type(hints[name])
-        if not _config_value_fits(value, hints[name]):
-            raise InputError(f"{path}: option {name!r}: expected {expected}, got {value!r}")
+        optional = type(None) in typing.get_args(hints[name])
+        label, fits = _CONFIG_TYPES.get(_base_type(hints[name]), (str(hints[name]), lambda v: True))
+        if not (fits(value) if value is not None else optional):
+            raise InputError(f"{path}: option {name!r}: expected {label}{' or null' if optional else ''}, "
+                             f"got {value!r}")
         choices = fields[name].metadata.get("choices")
         if choices and value not in choices:
             raise InputError(f"{path}: option {name!r}: expected one of {choices}, got {value!r}")
     return config
 
 
-def _config_type(annotation: object) -> str:
-    kind = _base_type(annotation)
-    name = {bool: "true or false", int: "an integer", float: "a number", str: "a string", Path: "a path string"}
-    optional = type(None) in typing.get_args(annotation)
-    return name.get(kind, str(kind)) + (" or null" if optional else "")
-
-
-def _config_value_fits(value: object, annotation: object) -> bool:
-    """Whether a JSON value can stand for an option of type ``annotation`` (no silent coercion:
-    the string "false" is not false, 2.7 is not an epoch count)."""
-    if value is None:
-        return type(None) in typing.get_args(annotation)
-    kind = _base_type(annotation)
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind in (str, Path):
-        return isinstance(value, str)
-    return True
+# what a JSON value must be to stand for an option of each type (no silent coercion: the string
+# "false" is not false, 2.7 is not an epoch count)
+_CONFIG_TYPES = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+    Path: ("a path string", lambda v: isinstance(v, str)),
+}
 
 
 def check_work(work: str | Path | None) -> None:

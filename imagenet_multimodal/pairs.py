@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import torch
 
 from .classes import NUM_CLASSES
-from .io import InputError, read_json, require_file, write_parquet
+from .io import InputError, require_file, write_parquet
 
 logger = logging.getLogger(__name__)
 
@@ -117,12 +117,6 @@ def label_names(work: Path) -> dict[int, str] | None:
     if table.num_rows != NUM_CLASSES:
         raise InputError(f"{path}: expected {NUM_CLASSES} rows, got {table.num_rows}")
     return dict(zip(table["label"].to_pylist(), table["name"].to_pylist(), strict=True))
-
-
-def synthetic_source(work: Path) -> bool | None:
-    """Whether ``prepare`` read a synthetic sample (``WORK/prepare_stats.json``); ``None``: unknown."""
-    path = Path(work) / "prepare_stats.json"
-    return read_json(path).get("synthetic") if path.exists() else None
 
 
 def fold_of(image_ids: Sequence[str], *, folds: int, seed: int) -> np.ndarray:
@@ -399,7 +393,6 @@ __all__ = [
     "read_pairs",
     "read_test_captions",
     "sorted_by_length",
-    "synthetic_source",
     "tokenize",
     "tokenize_cached",
     "tokenizer_key",

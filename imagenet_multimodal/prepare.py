@@ -270,7 +270,9 @@ def _output_digests(work: Path) -> dict[str, str] | None:
 def _is_synthetic(captions_path: Path, marked_records: int) -> bool:
     """A corpus from ``imagenet-multimodal sample``: its records carry the synthetic key, or (older
     samples) its ground-truth side file lies next to it."""
-    return marked_records > 0 or captions_path.with_suffix(".truth.parquet").exists()
+    from .sample import truth_path
+
+    return marked_records > 0 or truth_path(captions_path).exists()
 
 
 def run(options: PrepareOptions) -> dict[str, Any]:

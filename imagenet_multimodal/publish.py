@@ -258,10 +258,9 @@ def release_labels(kind: str, folder: Path) -> tuple[bool, list[str]] | None:
     """(synthetic, class text sources) of a work folder (``kind="work"``) or a Hub folder
     (``"hub"``: its card's tags and ``data/classes``), or None where the folder does not say."""
     if kind == "work":
-        stats, classes = folder / "prepare_stats.json", folder / "classes.parquet"
-        if not (stats.exists() and classes.exists()):
+        synthetic, classes = schema.synthetic_source(folder), folder / "classes.parquet"
+        if synthetic is None or not classes.exists():
             return None
-        synthetic = bool(read_json(stats).get("synthetic"))
         class_files = [classes]
     else:
         card, class_files = folder / "README.md", sorted((folder / "data" / "classes").glob("*.parquet"))
@@ -463,9 +462,7 @@ def write_model_folder(work: Path) -> Path | None:
 
 def run(options: PublishOptions) -> dict[str, dict[str, int]]:
     """Write the repos under WORK and, with ``push``, upload them."""
-    stats = options.work / "prepare_stats.json"
-    synthetic = read_json(stats).get("synthetic") if stats.exists() else None
-    if options.push and options.repo_id == schema.HUB_REPO_ID and synthetic is not False:
+    if options.push and options.repo_id == schema.HUB_REPO_ID and schema.synthetic_source(options.work) is not False:
         raise InputError(f"--repo-id {options.repo_id} is the release's repo; {options.work} holds a synthetic "
                          "sample (or says nothing of its source): push it to a repo of your own")
     counts = write_hub_folder(options.work, options.repo_id)

@@ -325,10 +325,10 @@ def _scores_table(captions: pa.Table, published: dict[str, np.ndarray], reasons:
     return pa.table(columns).select(SCORE_SCHEMA.names).cast(SCORE_SCHEMA)
 
 
-def _fingerprint(options: ScoreOptions, captions: pa.Table) -> dict[str, Any]:
+def _fingerprint(options: ScoreOptions, captions: pa.Table, mixed_precision: str) -> dict[str, Any]:
     keep = ("folds", "low", "high", "curve", "mode", "published")  # and the model pass's precision
     return {"model": file_sha256(options.model / "model.safetensors"), "captions": scored_captions_digest(captions),
-            **{k: getattr(options, k) for k in keep}, "mixed_precision": precision(options),
+            **{k: getattr(options, k) for k in keep}, "mixed_precision": mixed_precision,
             "truth": str(options.truth) if options.truth else None}
 
 
@@ -339,7 +339,8 @@ def run(options: ScoreOptions) -> dict[str, Any]:
     classes = read_class_table(work)
     if not (options.model / "model.safetensors").exists():
         raise InputError(f"{options.model}: no trained relevance model; run `imagenet-multimodal train` first")
-    fingerprint = _fingerprint(options, captions)
+    mixed_precision = precision(options)
+    fingerprint = _fingerprint(options, captions, mixed_precision)
     stats_path = work / "score_stats.json"
     if not options.force and stats_path.exists() and (work / "scores.parquet").exists():
         previous = read_json(stats_path)
@@ -349,7 +350,7 @@ def run(options: ScoreOptions) -> dict[str, Any]:
     truth = read_truth(options)  # checked before the model pass, which can take hours
     class_texts = [" ".join(p for p in (s, d) if p) for s, d in
                    zip(classes["summary"].to_pylist(), classes["description"].to_pylist())]
-    accelerator = _accelerator(precision(options))
+    accelerator = _accelerator(mixed_precision)
     cache = work / "score_cache"
     signals = {"in-sample": model_pass(options.model, captions, class_texts, accelerator=accelerator,
                                        batch_size=options.batch_size, cache=cache)}

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, get_scheduler
 from transformers.utils import logging as hf_logging
 
-from . import pairs
+from . import pairs, schema
 from .checkpoints import (
     best_weights,
     find_resume,
@@ -434,7 +434,7 @@ def _metrics(job: SimpleNamespace, state: dict) -> dict:
             "world_size": job.accelerator.num_processes,
             "mixed_precision": job.accelerator.mixed_precision, "torch_compile": _compile_backend(job.accelerator),
             "encoder": job.encoder,
-            "synthetic_data": pairs.synthetic_source(job.options.work),
+            "synthetic_data": schema.synthetic_source(job.options.work),
             "train_pairs": len(data["train"]), "test_pairs": len(data["pairs"]),
             "test_captions": len(data.get("captions", ())), "token_lengths": job.token_lengths,
             "steps_per_epoch": job.steps_per_epoch,
