@@ -1,12 +1,16 @@
-"""Upload a prepared folder to the Hugging Face Hub: batched commits that resume.
+"""Upload a prepared folder to the Hugging Face Hub in one commit, after its content is sent.
 
-Files already on the Hub with the same content are skipped, so rerunning an interrupted upload
-only sends what is missing. Remote files that the folder no longer holds are deleted in the last
-commit only where they match ``delete_patterns``: the files this tool manages (the Parquet shards
-under ``data/`` of the dataset repo, the weights and ``runs/`` of the model repo), so a mistyped
-repo id or a repo shared with other people's files loses nothing else. The token comes from
-``HF_TOKEN`` or the login store (``hf auth login``) through :class:`huggingface_hub.HfApi` and is
-never logged.
+The large files (the Parquet shards, the weights: LFS on the Hub) are preuploaded in batches with
+:meth:`~huggingface_hub.HfApi.preupload_lfs_files`; then a single commit adds every file and deletes
+the stale ones, so the repo goes from the old release to the new one at once: a reader never sees
+old and new shards side by side (a new shard count renames them). An upload cut before that commit
+leaves the repo as it was; rerunning it sends only what the Hub lacks, both because files already
+on the Hub with the same content are skipped and because the Hub keeps preuploaded content.
+Remote files that the folder no longer holds are deleted only where they match
+``delete_patterns``: the files this tool manages (the Parquet shards under ``data/`` of the dataset
+repo, the weights and ``runs/`` of the model repo), so a mistyped repo id or a repo shared with
+other people's files loses nothing else. The token comes from ``HF_TOKEN`` or the login store
+(``hf auth login``) through :class:`huggingface_hub.HfApi` and is never logged.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ except ImportError:  # pragma: no cover - depends on the installed huggingface_h
 
 logger = logging.getLogger(__name__)
 
-MAX_FILES_PER_COMMIT = 100
+MAX_FILES_PER_BATCH = 100  # files preuploaded per request batch (the Hub's advice for a commit's size)
 # The remote files each repo's upload manages: a stale one (not in the local folder) is deleted.
 DATASET_DELETE_PATTERNS = ("data/**",)  # Parquet shards of an earlier release
 MODEL_DELETE_PATTERNS = (  # what save_pretrained writes as weights, and the TensorBoard logs
@@ -82,9 +86,10 @@ def _unchanged(path: Path, hashes: set[str]) -> bool:
 
 def push_folder(
     folder: str | Path, repo_id: str, *, repo_type: str, private: bool = False,
-    max_files: int = MAX_FILES_PER_COMMIT, delete_patterns: Iterable[str] = (), api: HfApi | None = None,
+    max_files: int = MAX_FILES_PER_BATCH, delete_patterns: Iterable[str] = (), api: HfApi | None = None,
 ) -> dict[str, int]:
-    """Upload ``folder`` to ``repo_id`` in commits of at most ``max_files`` files.
+    """Upload ``folder`` to ``repo_id``: its new or changed files' content in batches of at most
+    ``max_files``, then one commit.
 
     A remote file that ``folder`` lacks is deleted only if it matches one of ``delete_patterns``
     (see :func:`glob_regex`; by default nothing is deleted): other remote files are left alone.
@@ -97,29 +102,24 @@ def push_folder(
         remote = _remote_files(api, repo_id, repo_type)
         local = _local_files(folder)
         todo = [name for name, path in local.items() if name not in remote or not _unchanged(path, remote[name])]
-        # data first, top-level files (the card with its row counts) last, in the commit that also
-        # deletes stale shards. An upload cut between commits can still hold old and new shards side
-        # by side (a new shard count renames them): rerun it to finish
-        todo.sort(key=lambda name: ("/" not in name, name))
         absent = [name for name in remote if name not in local]
         stale = _managed(absent, delete_patterns)
         kept = sorted(set(absent) - set(stale) - {".gitattributes"})
         if kept:
             logger.info("hub: %s: %d remote files that %s lacks are not managed here and stay, e.g. %s",
                         repo_id, len(kept), folder, kept[:5])
-        batches = [todo[i:i + max_files] for i in range(0, len(todo), max_files)] or [[]]
-        for number, batch in enumerate(batches, start=1):
-            operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(local[name])) for name in batch]
-            if number == len(batches) and stale:
-                logger.info("hub: %s: deleting %d stale files: %s", repo_id, len(stale), ", ".join(stale))
-                operations += [CommitOperationDelete(path_in_repo=name) for name in stale]
-            if not operations:
-                continue
-            api.create_commit(repo_id, operations=operations, repo_type=repo_type,
-                              commit_message=f"Upload {folder.name} ({number}/{len(batches)})")
-            logger.info("hub: %s commit %d/%d: %d files", repo_id, number, len(batches), len(operations))
+        additions = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(local[name])) for name in todo]
+        for start in range(0, len(additions), max_files):
+            batch = additions[start:start + max_files]
+            api.preupload_lfs_files(repo_id, additions=batch, repo_type=repo_type)
+            logger.info("hub: %s: content of %d/%d files sent", repo_id, start + len(batch), len(additions))
+        if stale:
+            logger.info("hub: %s: deleting %d stale files: %s", repo_id, len(stale), ", ".join(stale))
+        if additions or stale:
+            api.create_commit(repo_id, repo_type=repo_type, commit_message=f"Upload {folder.name}",
+                              operations=[*additions, *(CommitOperationDelete(path_in_repo=name) for name in stale)])
     except (HfHubHTTPError, HFValidationError, _TransportError, OSError) as err:  # HTTP, bad repo id, no host
         raise InputError(f"uploading {folder} to {repo_type} repo {repo_id} failed: {err}") from err
     counts = {"uploaded": len(todo), "skipped": len(local) - len(todo), "deleted": len(stale)}
-    logger.info("hub: %s: %d uploaded, %d already there, %d stale deleted", repo_id, *counts.values())
+    logger.info("hub: %s: one commit: %d uploaded, %d already there, %d stale deleted", repo_id, *counts.values())
     return counts

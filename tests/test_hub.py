@@ -1,8 +1,10 @@
 """push_folder against a stand-in Hub: a local HTTP server speaking the Hub's commit API.
 
 huggingface_hub's real client makes the requests (create repo, tree listing, YAML check, preupload,
-NDJSON commit); the server stores the committed files. The token must reach the server in the
-Authorization header and appear in no log line.
+the Git LFS batch API and the PUT of LFS content, NDJSON commit); the server keeps LFS content by
+its sha256 and the committed files by path. The token must reach the Hub in the Authorization
+header, never the storage URL of an LFS upload, and appear in no log line. The client's Xet
+transfer is switched off: the stand-in speaks the basic LFS protocol the Hub also serves.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ class FakeHub(BaseHTTPRequestHandler):
     commits: list[list[str]]
     unknown: list[str]
     tokens: set[str]
+    lfs: dict[str, bytes]  # LFS content by sha256, kept whether or not a commit names it
+    lfs_puts: list[str]  # the sha256 of every LFS content upload
+    fail_commits: int  # answer this many commits with a server error
 
     def log_message(self, *args):  # keep the test output quiet
         pass
@@ -93,14 +98,27 @@ class FakeHub(BaseHTTPRequestHandler):
             return self._reply(200, {})
         if "/preupload/" in self.path:
             files = json.loads(body)["files"]
-            return self._reply(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                                               for f in files]})
+            return self._reply(200, {"files": [
+                {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                 "shouldIgnore": False} for f in files]})
+        if self.path.endswith(".git/info/lfs/objects/batch"):  # git-lfs batch API: where to PUT what is new
+            host = self.headers["Host"]
+            return self._reply(200, {"transfer": "basic", "objects": [
+                {"oid": o["oid"], "size": o["size"]} if o["oid"] in self.lfs else
+                {"oid": o["oid"], "size": o["size"], "actions": {"upload": {"href": f"http://{host}/lfs/{o['oid']}"}}}
+                for o in json.loads(body)["objects"]]})
         if "/commit/" in self.path:
+            if self.fail_commits:
+                type(self).fail_commits -= 1
+                return self._reply(500, {"error": "commit failed"})
             changed = []
             for line in body.decode().splitlines():
                 item = json.loads(line)
                 if item["key"] == "file":
                     self.files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                    changed.append(item["value"]["path"])
+                elif item["key"] == "lfsFile":
+                    self.files[item["value"]["path"]] = self.lfs[item["value"]["oid"]]
                     changed.append(item["value"]["path"])
                 elif item["key"] == "deletedFile":
                     self.files.pop(item["value"]["path"], None)
@@ -111,6 +129,17 @@ class FakeHub(BaseHTTPRequestHandler):
         self.unknown.append("POST " + self.path)
         return self._reply(404, {"error": "not found"})
 
+    def do_PUT(self):  # the LFS storage URL (S3 on the Hub): no Hub token may come here
+        body = self._body()
+        if not self.path.startswith("/lfs/") or "Authorization" in self.headers:
+            self.unknown.append("PUT " + self.path + " " + self.headers.get("Authorization", ""))
+            return self._reply(403, {"error": "forbidden"})
+        oid = self.path.removeprefix("/lfs/")
+        assert hashlib.sha256(body).hexdigest() == oid
+        self.lfs[oid] = body
+        self.lfs_puts.append(oid)
+        return self._reply(200, {})
+
 
 @pytest.fixture
 def hub(monkeypatch):
@@ -118,7 +147,9 @@ def hub(monkeypatch):
     # own look-up of an agent registry on huggingface.co (its User-Agent detection)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(_detect_agent, "_registry", _detect_agent._EMPTY_REGISTRY)
-    handler = type("Hub", (FakeHub,), {"files": {}, "commits": [], "unknown": [], "tokens": set()})
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    handler = type("Hub", (FakeHub,), {"files": {}, "commits": [], "unknown": [], "tokens": set(),
+                                       "lfs": {}, "lfs_puts": [], "fail_commits": 0})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -136,28 +167,32 @@ def _folder(tmp_path, shards: int):
     return folder
 
 
-def test_push_batches_resumes_and_deletes_stale(hub, tmp_path, caplog):
+def test_push_sends_content_in_batches_then_one_commit_and_deletes_stale(hub, tmp_path, caplog):
     server, api = hub
     caplog.set_level(logging.DEBUG)
     folder = _folder(tmp_path, shards=5)
     first = push_folder(folder, "org/name", repo_type="dataset", max_files=2, api=api)
     assert first == {"uploaded": 6, "skipped": 0, "deleted": 0}
-    assert [len(c) for c in server.commits] == [2, 2, 2]
-    assert "README.md" in server.commits[-1]  # the card comes with the last commit, after the shards
+    assert [len(c) for c in server.commits] == [6]  # one commit, whatever the batch size
+    assert "content of 2/6 files sent" in caplog.text and "content of 6/6 files sent" in caplog.text
+    assert len(server.lfs_puts) == 5  # the shards went to LFS storage, the card inline in the commit
     assert server.files["README.md"].startswith(b"---")
+    assert server.files["data/filtered/train-00003-of-00005.parquet"] == b"PAR1" + bytes([3]) * 50
     assert server.unknown == []
 
-    # an interrupted upload resumes: only what is missing or changed is sent
+    # a file lost remotely and a changed card: only those two are sent
     del server.files["data/filtered/train-00004-of-00005.parquet"]
     (folder / "README.md").write_text("---\npretty_name: test 2\n---\n# card\n")
     again = push_folder(folder, "org/name", repo_type="dataset", max_files=2, api=api)
     assert again == {"uploaded": 2, "skipped": 4, "deleted": 0}
+    assert len(server.lfs_puts) == 5  # the Hub still held that shard's content: not sent again
 
     # a smaller release replaces the shards and deletes the stale ones, and only those: files that
     # others put into the repo stay
     foreign = {".gitattributes": b"*.parquet filter=lfs\n", "notes/x.ipynb": b"{}", "LICENSE": b"MIT"}
     server.files.update(foreign)
     smaller = _folder(tmp_path / "v2", shards=2)
+    (smaller / "data" / "filtered" / "train-00001-of-00002.parquet").write_bytes(b"PAR1 release 2")
     last = push_folder(smaller, "org/name", repo_type="dataset", api=api, delete_patterns=DATASET_DELETE_PATTERNS)
     assert last["deleted"] == 5 and sorted(server.files) == sorted(
         ["README.md", *foreign, *[f"data/filtered/train-{i:05d}-of-00002.parquet" for i in range(2)]])
@@ -166,6 +201,29 @@ def test_push_batches_resumes_and_deletes_stale(hub, tmp_path, caplog):
 
     assert server.tokens == {f"Bearer {TOKEN}"}
     assert TOKEN not in caplog.text
+
+
+def test_an_upload_cut_before_its_commit_leaves_the_old_release_whole(hub, tmp_path):
+    """A new shard count renames every shard: a repo holding old and new ones would serve both.
+    The content goes first and one commit swaps the release, so a failed commit changes nothing,
+    and the rerun sends no content again."""
+    server, api = hub
+    push_folder(_folder(tmp_path, shards=3), "org/name", repo_type="dataset", api=api)
+    old = dict(server.files)
+    bigger = _folder(tmp_path / "v2", shards=4)
+    for shard in (bigger / "data" / "filtered").iterdir():
+        shard.write_bytes(b"PAR1 release 2 " + shard.name.encode())
+    server.fail_commits = 1
+    with pytest.raises(InputError, match="dataset repo org/name failed"):
+        push_folder(bigger, "org/name", repo_type="dataset", api=api, delete_patterns=DATASET_DELETE_PATTERNS)
+    assert server.files == old
+    puts = len(server.lfs_puts)
+    assert puts == 3 + 4
+    counts = push_folder(bigger, "org/name", repo_type="dataset", api=api, delete_patterns=DATASET_DELETE_PATTERNS)
+    assert counts == {"uploaded": 4, "skipped": 1, "deleted": 3}  # the card is unchanged
+    assert len(server.lfs_puts) == puts  # the Hub kept the content of the cut upload
+    assert sorted(server.files) == sorted(p.relative_to(bigger).as_posix() for p in bigger.rglob("*") if p.is_file())
+    assert server.files["data/filtered/train-00002-of-00004.parquet"] == b"PAR1 release 2 train-00002-of-00004.parquet"
 
 
 def test_push_failure_is_an_input_error_without_token(hub, tmp_path, caplog):
