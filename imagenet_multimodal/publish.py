@@ -138,16 +138,17 @@ def pair_tables(work: Path, split: str) -> Iterable[pa.Table]:
         yield cast_to(read_parquet(shard, made_by=f"prepare --work {work}"), schema.features("pairs"))
 
 
-def write_split(tables: Iterable[pa.Table], folder: Path, split: str, *,
-                max_shard_bytes: int = MAX_SHARD_BYTES, max_row_group_bytes: int = MAX_ROW_GROUP_BYTES) -> int:
-    """Write ``tables`` as ``folder/<split>-NNNNN-of-NNNNN.parquet`` shards; returns the row count.
+def write_split(tables: Iterable[pa.Table], folder: Path, split: str, *, max_shard_bytes: int = MAX_SHARD_BYTES,
+                max_row_group_bytes: int = MAX_ROW_GROUP_BYTES) -> datasets.SplitInfo:
+    """Write ``tables`` as ``folder/<split>-NNNNN-of-NNNNN.parquet`` shards.
 
     Each shard holds at most ``max_shard_bytes`` (uncompressed Arrow size, so the Parquet file is
     smaller) and row groups of at most ``max_row_group_bytes``, which the Hub's viewer requires.
+    Returns the split's rows and its Arrow size in bytes (what ``datasets`` calls ``num_bytes``).
     """
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []  # shards go out as they come (``tables`` may stream); named once counted
-    rows = 0
+    rows = num_bytes = 0
     for table in tables:
         rows_per_shard = _rows_within(table, max_shard_bytes)
         for start in range(0, max(table.num_rows, 1), rows_per_shard):
@@ -155,9 +156,10 @@ def write_split(tables: Iterable[pa.Table], folder: Path, split: str, *,
             written.append(folder / f".{split}-{len(written):05d}.parquet.part")
             pq.write_table(piece, written[-1], row_group_size=_rows_within(piece, max_row_group_bytes))
             rows += piece.num_rows
+            num_bytes += piece.nbytes
     for number, path in enumerate(written):
         path.rename(folder / f"{split}-{number:05d}-of-{len(written):05d}.parquet")
-    return rows
+    return datasets.SplitInfo(name=split, num_bytes=num_bytes, num_examples=rows)
 
 
 def _rows_within(table: pa.Table, max_bytes: int) -> int:
@@ -168,10 +170,15 @@ def _rows_within(table: pa.Table, max_bytes: int) -> int:
 
 
 def dataset_yaml(
-    counts: dict[str, dict[str, int]], *, synthetic: bool, license_notes: str, wikipedia: bool = True
+    splits: dict[str, dict[str, datasets.SplitInfo]], download_sizes: dict[str, int], *, synthetic: bool,
+    license_notes: str, wikipedia: bool = True,
 ) -> dict[str, Any]:
-    """The card's YAML header: configs (``filtered`` first and default), features and metadata.
-    ``wikipedia``: some class text comes from Wikipedia (the tag is set only then)."""
+    """The card's YAML header: configs (``filtered`` first and default), features, sizes and metadata.
+
+    ``splits``: each config's splits as :func:`write_split` returned them; ``download_sizes``: the
+    bytes of each config's Parquet files. ``wikipedia``: some class text comes from Wikipedia (the
+    tag is set only then).
+    """
     configs, infos = [], []
     for config in schema.CONFIGS:
         entry = {"config_name": config}
@@ -180,11 +187,12 @@ def dataset_yaml(
         entry["data_files"] = [{"split": s, "path": f"data/{config}/{s}-*.parquet"} for s in schema.splits(config)]
         configs.append(entry)
         split_dict = datasets.SplitDict()
-        for split, rows in counts[config].items():
-            split_dict.add(datasets.SplitInfo(name=split, num_examples=rows))
-        info = DatasetInfo(features=schema.features(config), splits=split_dict)._to_yaml_dict()
+        for info in splits[config].values():
+            split_dict.add(info)
+        info = DatasetInfo(features=schema.features(config), splits=split_dict, download_size=download_sizes[config],
+                           dataset_size=sum(info.num_bytes for info in split_dict.values()))._to_yaml_dict()
         infos.append({"config_name": config, **info})
-    rows = counts["captions"]["train"]
+    rows = splits["captions"]["train"].num_examples
     return {
         "pretty_name": "ImageNet Multimodal" + (" (synthetic demo sample)" if synthetic else ""),
         "language": ["en"],
@@ -429,21 +437,25 @@ def write_hub_folder(work: Path, repo_id: str) -> dict[str, dict[str, int]]:
     if tables["filtered"].num_rows == 0:  # datasets cannot load an empty split: refuse rather than publish one
         raise InputError(f"{work / 'scores.parquet'}: the relevance filter kept no caption (see score_stats.json); "
                          "rerun `imagenet-multimodal score` with a lower --low, or train longer")
-    counts: dict[str, dict[str, int]] = {}
+    splits: dict[str, dict[str, datasets.SplitInfo]] = {}
     with atomic_path(work / "hub") as hub:
         data = hub / "data"
         for config in ("filtered", "captions"):
-            counts[config] = {"train": write_split([tables[config]], data / config, "train")}
-        counts["classes"] = {"train": write_split([classes_table(work)], data / "classes", "train")}
-        counts["pairs"] = {split: write_split(pair_tables(work, split), data / "pairs", split)
+            splits[config] = {"train": write_split([tables[config]], data / config, "train")}
+        splits["classes"] = {"train": write_split([classes_table(work)], data / "classes", "train")}
+        splits["pairs"] = {split: write_split(pair_tables(work, split), data / "pairs", split)
                            for split in schema.splits("pairs")}
+        counts = {config: {split: info.num_examples for split, info in per_split.items()}
+                  for config, per_split in splits.items()}
         empty = [f"{config}/{split}" for config, splits in counts.items() for split, rows in splits.items() if not rows]
         if empty:  # datasets cannot load an empty split; the old WORK/hub stays
             raise InputError(f"{work}: {', '.join(empty)} would be published empty, which load_dataset cannot "
                              "read; see prepare_stats.json (e.g. no test caption of a class with class sentences)")
         values = card_values(work, counts, repo_id)
-        header = dataset_yaml(counts, synthetic=bool(values["banner"]), license_notes=values["license_notes"],
-                              wikipedia="wikipedia" in values["sources"])
+        download_sizes = {config: sum(f.stat().st_size for f in (data / config).glob("*.parquet"))
+                          for config in splits}
+        header = dataset_yaml(splits, download_sizes, synthetic=bool(values["banner"]),
+                              license_notes=values["license_notes"], wikipedia="wikipedia" in values["sources"])
         (hub / "README.md").write_text(render_card(header, values))
         (hub / "LICENSE.md").write_text(f"# Licences\n\n{values['license_notes']}\n")  # the card's license_link
     return counts

@@ -59,6 +59,14 @@ def test_card_yaml_parses_and_lists_configs(published):
     info = {i["config_name"]: i for i in data["dataset_info"]}
     label = next(f for f in info["filtered"]["features"] if f["name"] == "label")
     assert label["dtype"]["class_label"]["names"]["0"] == "tench"
+    for config, per_split in info.items():  # sizes as datasets records them: Arrow bytes, Parquet bytes
+        parquet = sorted((work / "hub" / "data" / config).glob("*.parquet"))
+        assert info[config]["download_size"] == sum(p.stat().st_size for p in parquet)
+        for split in per_split["splits"]:
+            arrow = pa.concat_tables(pq.read_table(p) for p in parquet if p.name.startswith(split["name"] + "-"))
+            assert split["num_examples"] == arrow.num_rows == counts[config][split["name"]]
+            assert abs(split["num_bytes"] - arrow.nbytes) <= 0.01 * arrow.nbytes  # validity bitmaps may differ
+        assert per_split["dataset_size"] == sum(split["num_bytes"] for split in per_split["splits"])
     assert "synthetic" in data["tags"] and "Synthetic demo sample" in card.text
     assert f"{sample['records']:,}" in card.text
     assert "$" not in card.text.replace("$$", "")
@@ -276,10 +284,10 @@ def test_stale_scores_are_refused(work, tmp_path):
 
 def test_shards_and_row_groups_respect_limits(published, tmp_path):
     table = pq.read_table(published[0] / "hub" / "data" / "captions" / "train-00000-of-00001.parquet")
-    rows = write_split([table], tmp_path, "train", max_shard_bytes=table.nbytes // 3,
+    info = write_split([table], tmp_path, "train", max_shard_bytes=table.nbytes // 3,
                        max_row_group_bytes=table.nbytes // 10)
     shards = sorted(tmp_path.glob("train-*.parquet"))
-    assert rows == table.num_rows and len(shards) >= 3 and sorted(p.name for p in tmp_path.iterdir()) == \
+    assert info.num_examples == table.num_rows and abs(info.num_bytes - table.nbytes) <= 64 * len(shards) and len(shards) >= 3 and sorted(p.name for p in tmp_path.iterdir()) == \
         [s.name for s in shards]  # no temporary part left
     assert all(s.name.endswith(f"-of-{len(shards):05d}.parquet") for s in shards)
     assert pa.concat_tables(pq.read_table(s) for s in shards).equals(table)
