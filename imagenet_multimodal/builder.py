@@ -107,6 +107,12 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
         self._revision = None
         if kwargs.get("hash") is None:
             kwargs["hash"] = self._artifacts_version(kwargs.get("artifacts"))
+            if kwargs.get("config_name") in schema.IMAGE_CONFIGS and kwargs.get("data_dir"):
+                # and the images' content: a data_dir completed after a build with missing images is read again
+                from .images import version
+
+                images = version(Path(kwargs["data_dir"]).expanduser())
+                kwargs["hash"] = hashlib.blake2b(f"{kwargs['hash']}:{images}".encode(), digest_size=8).hexdigest()
         super().__init__(*args, **kwargs)
         self.config.check()
 

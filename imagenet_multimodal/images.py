@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import heapq
 import logging
 import os
@@ -141,6 +142,24 @@ def locate(data_dir: str | os.PathLike, *, layout: str | None = None) -> tuple[s
     raise InputError(f"{data_dir}: {which}. Looked for: {_looked_for(data_dir)}. {GET_IMAGENET}")
 
 
+def version(data_dir: str | os.PathLike) -> str:
+    """A short digest of what ``data_dir`` holds now, for a cache key: the names, sizes and modification
+    times of its Parquet shards or tar, or of its class folders (a file added or removed renews a
+    folder's time). ``"none"`` where no layout is found (reading it will say why)."""
+    try:
+        layout, sources = locate(data_dir)
+    except InputError:
+        return "none"
+    if layout == "folder":
+        with os.scandir(sources[0]) as entries:
+            sources = sorted(Path(e.path) for e in entries if _WNID.fullmatch(e.name) and e.is_dir())
+    digest = hashlib.blake2b(layout.encode(), digest_size=8)
+    for path in sources:
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def detect_layout(data_dir: str | os.PathLike) -> str:
     """Return the layout of the images under ``data_dir``: one of ``"parquet"``, ``"tar"``, ``"folder"``.
 
@@ -161,6 +180,7 @@ def iter_images(
     ``wanted`` holds canonical ids (``captions.image_id(record["filename"])``): only those are read,
     others are skipped before their bytes are touched, whole class tars and folders whose wnid no
     wanted id starts with are skipped, and reading stops once every wanted id was yielded.
+    Each id is yielded once: a later image with an id already read is skipped, and counted in a warning.
     ``layout`` forces a layout instead of detecting it.
     Damaged archives and foreign Parquet schemas raise :class:`InputError` naming the file.
     """
@@ -170,17 +190,24 @@ def iter_images(
     if wanted is not None and not wanted:
         return
     reader = {"parquet": _iter_parquet, "tar": _iter_tar, "folder": _iter_folder}[layout]
-    remaining = len(wanted) if wanted is not None else None  # ImageNet ids are unique: count, not copy
-    count = 0
+    remaining = len(wanted) if wanted is not None else None
+    seen: set[str] = set()  # an id read twice (old shards beside new ones, x.JPEG and x.png) is yielded once
+    repeats: list[str] = []
     with contextlib.closing(reader(sources, wanted)) as images:  # closes open files on an early stop
         for key, image in images:
+            if key in seen:
+                repeats.append(image["path"])
+                continue
+            seen.add(key)
             yield key, image
-            count += 1
             if remaining is not None:
                 remaining -= 1
                 if not remaining:
                     break
-    logger.info("images: read %d image(s) from %s (%s layout)", count, data_dir, layout)
+    if repeats:
+        logger.warning("images: %d image(s) under %s repeat an id read before and were skipped (the first copy "
+                       "is kept), e.g. %s; are two downloads side by side?", len(repeats), data_dir, repeats[:3])
+    logger.info("images: read %d image(s) from %s (%s layout)", len(seen), data_dir, layout)
 
 
 def _class_filter(wanted: Collection[str] | None) -> frozenset[str] | None:

@@ -169,6 +169,23 @@ def test_reading_stops_once_every_wanted_image_was_found(tmp_path, images):
         list(iter_images(tmp_path))
 
 
+def test_an_image_id_read_twice_is_yielded_once(tmp_path, images, caplog):
+    """Shards of an older download beside the new ones hold every image twice: each id comes once
+    (the first copy), the repeats are counted, and a wanted-set still finds every image."""
+    write_parquet(tmp_path, images, shards=2)
+    write_parquet(tmp_path / "newer", dict(sorted(images.items())[:3]), shards=3)
+    for shard in (tmp_path / "newer" / "data").glob("train-*.parquet"):
+        shard.rename(tmp_path / "data" / shard.name)
+    wanted = set(_expected(images))
+    found = list(iter_images(tmp_path, wanted=wanted))
+    assert sorted(key for key, _ in found) == sorted(wanted)
+    assert {key: image["bytes"] for key, image in found} == _expected(images)
+    assert "repeat an id read before" in caplog.text  # the wanted ones were found before all repeats came
+    caplog.clear()
+    assert len(list(iter_images(tmp_path))) == len(images)
+    assert "3 image(s) under" in caplog.text and "repeat an id read before" in caplog.text
+
+
 def test_odd_imagenet_files_pass_through_and_decode(layouts, images):
     for name in ("parquet", "tar", "folder"):
         found = dict(iter_images(layouts[name], wanted={"n01739381_1309", "n02105855_2933", "n02105855_10"}))

@@ -321,6 +321,7 @@ def test_every_image_layout_joins_the_same_rows(published, image_layouts, tmp_pa
         builder.download_and_prepare()
         ds = builder.as_dataset(split="train").cast_column("image", datasets.Image(decode=False))
         rows = {row["image_id"]: row for row in ds}
+        assert len(rows) == len(ds)  # one row per image
         assert all(row["image"]["bytes"] == flat[image_id] for image_id, row in rows.items())
         results.append({k: {c: v for c, v in row.items() if c != "image"} for k, row in rows.items()})
     assert results[0] == results[1] == results[2]
@@ -328,6 +329,29 @@ def test_every_image_layout_joins_the_same_rows(published, image_layouts, tmp_pa
     expected_ids = {i for i in expected["image_id"]} - missing
     assert set(results[0]) == expected_ids
     assert "missing" in caplog.text
+
+
+def test_images_added_to_data_dir_are_joined_on_the_next_build(published, image_layouts, tmp_path):
+    """The cache follows the images too: a data_dir completed after a build with missing images is
+    read again, not served from the incomplete cache."""
+    layouts, images, _ = image_layouts
+    data_dir = tmp_path / "imagenet"
+    shutil.copytree(layouts["folder"], data_dir)
+    later = sorted((data_dir / "train").glob("*/*.JPEG"))[::2]
+    for path in later:
+        path.rename(tmp_path / path.name)
+
+    def build():
+        builder = ImagenetMultimodal(config_name="images-captioned", artifacts=str(published[0]),
+                                     data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"))
+        builder.download_and_prepare()
+        return builder.as_dataset(split="train").num_rows
+
+    first = build()
+    assert build() == first  # unchanged images: the same cache
+    for path in later:
+        (tmp_path / path.name).rename(path)
+    assert build() == first + len(later)
 
 
 def test_decoded_images_and_strict_missing(published, image_layouts, tmp_path):
