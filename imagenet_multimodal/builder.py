@@ -147,6 +147,8 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
             except (HfHubHTTPError, OfflineModeIsEnabled, _TransportError, OSError, ValueError):
                 cached = "unknown-revision"
             logger.info("artifacts %s: no revision from the Hub (%s); using %s", spec, err, cached)
+            if cached != "unknown-revision":
+                self._revision = cached  # and read that commit, not a newer one that the key would not name
             return cached[:16]
         return self._revision[:16] if self._revision else "unknown-revision"
 
@@ -225,10 +227,17 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
             if spec.count("/") != 1 or folder.exists():
                 raise InputError(f"artifacts={spec!r}: not a folder and not a Hub repo id ORG/NAME")
             from huggingface_hub import snapshot_download
+            from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+            from .hub import _TransportError
 
             patterns = ["README.md", f"data/{self._base}/*", "data/classes/*"]
-            folder = Path(snapshot_download(spec, repo_type="dataset", allow_patterns=patterns,
-                                            revision=self._revision))
+            try:
+                folder = Path(snapshot_download(spec, repo_type="dataset", allow_patterns=patterns,
+                                                revision=self._revision))
+            except (HfHubHTTPError, OfflineModeIsEnabled, _TransportError, OSError, ValueError) as err:
+                raise InputError(f"artifacts={spec!r}: no such local folder, and fetching the Hub dataset repo "
+                                 f"{spec} failed: {err}") from err
         if (folder / "captions.parquet").exists():
             return "work", folder
         if (folder / "data").is_dir():

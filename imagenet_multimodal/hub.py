@@ -26,7 +26,9 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from .io import InputError
 
-try:  # the HTTP client under huggingface_hub: httpx2 in 2.x, httpx in 1.x
+# the HTTP client under huggingface_hub: httpx2 in 2.x, httpx in 1.x (a dependency of ours, for
+# Wikipedia, so the import never fails); the requests of 0.x raise OSErrors, which are caught too
+try:
     from httpx2 import HTTPError as _TransportError
 except ImportError:  # pragma: no cover - depends on the installed huggingface_hub
     from httpx import HTTPError as _TransportError

@@ -184,6 +184,15 @@ def test_builder_cache_follows_the_artifacts(published, tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.HfApi, "dataset_info", offline)
     builder = ImagenetMultimodal(config_name="filtered", artifacts="someone/x", cache_dir=str(tmp_path / "repo"))
     assert builder.hash == hub.name and downloads[-1]["local_files_only"] is True
+    builder.download_and_prepare()  # and the commit it reads is the one its key names
+    assert downloads[-1]["revision"] == hub.name
+
+
+def test_a_missing_folder_that_looks_like_a_repo_id_says_both(published, tmp_path):
+    builder = ImagenetMultimodal(config_name="filtered", artifacts="work/no-such-hub", cache_dir=str(tmp_path))
+    with pytest.raises(InputError, match=r"'work/no-such-hub': no such local folder, and fetching the Hub "
+                                         r"dataset repo work/no-such-hub failed"):
+        builder.download_and_prepare()
 
 
 def test_builder_options_are_checked(published):
