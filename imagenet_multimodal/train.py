@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -321,7 +321,7 @@ def train_epoch(job: SimpleNamespace, state: dict, progress) -> bool:
             save_checkpoint(accelerator, options, state | {
                 "loss_sum": state["loss_sum"] + totals[0].item(),
                 "loss_count": state["loss_count"] + int(totals[1].item()),
-                "seconds": job.elapsed(state)})
+                "seconds": job.elapsed()})
             if stop:
                 return False
     totals = accelerator.reduce(local, reduction="sum")
@@ -338,13 +338,13 @@ def train_loop(job: SimpleNamespace, state: dict) -> dict:
     try:
         while state["epoch"] < options.epochs and not state.get("stopped_early"):
             if not train_epoch(job, state, progress):
-                return state | {"interrupted": True}
+                return state | {"interrupted": True, "seconds": job.elapsed()}
             epoch_loss = state["loss_sum"] / max(1, state["loss_count"])
-            state["seconds"] = job.elapsed(state)
+            state["seconds"] = job.elapsed()
             if _end_of_epoch(job.accelerator, job.model, job.loaders, options, state, epoch_loss):
                 logger.info("early stop: no better %s for %d epochs", options.best_metric, options.patience)
             if state["global_step"] == options.stop_after_steps:
-                return state | {"interrupted": True}
+                return state | {"interrupted": True, "seconds": job.elapsed()}
     finally:
         progress.close()
     return state
@@ -411,14 +411,19 @@ def setup(options: TrainOptions) -> SimpleNamespace:
     scheduler = accelerator.prepare(get_scheduler(
         options.lr_scheduler, optimizer, num_warmup_steps=round(options.warmup_ratio * total),
         num_training_steps=total))
-    clock = time.monotonic()
     return SimpleNamespace(
         accelerator=accelerator, options=options, encoder=encoder, tokenizer=tokenizer, data=data,
         model=model, optimizer=optimizer, scheduler=scheduler, loaders=loaders, sampler=sampler,
         steps_per_epoch=steps_per_epoch, tracking=options.report_to != "none",
         since_log=torch.zeros(2, dtype=torch.float64, device=accelerator.device),  # loss sum, batches
         token_lengths=pairs.length_stats(data, max_length=options.max_length),
-        elapsed=lambda state: state["seconds"] + time.monotonic() - clock)
+        elapsed=stopwatch(0.0))
+
+
+def stopwatch(base: float) -> Callable[[], float]:
+    """Seconds trained: ``base`` (a resumed run's seconds so far) plus the time since this call."""
+    start = time.monotonic()
+    return lambda: base + time.monotonic() - start
 
 
 def _compile_backend(accelerator: Accelerator) -> str:
@@ -464,6 +469,7 @@ def run(options: TrainOptions) -> dict:
         state = resumed_state(checkpoint, options)
         logger.info("resumed from %s (epoch %d, step %d)", checkpoint, state["epoch"], state["global_step"])
     _summary(job)
+    job.elapsed = stopwatch(state["seconds"])
     state = train_loop(job, state)
     metrics = _metrics(job, state)
     accelerator.wait_for_everyone()
@@ -477,10 +483,10 @@ def run(options: TrainOptions) -> dict:
         write_json({"rank": accelerator.process_index, "world_size": accelerator.num_processes,
                     "weights_sha256": weights_digest(model)},
                    options.output / f"rank-{accelerator.process_index}.json")
-    model.load_state_dict(load_file(best_weights(options, state)))
-    if accelerator.is_main_process:
+    if accelerator.is_main_process:  # only it writes: the other ranks (other nodes, maybe) need not read them
+        model.load_state_dict(load_file(best_weights(options, state)))
         save_model_folder(model, job.tokenizer, metrics, options.output)
-    accelerator.wait_for_everyone()  # every process has read the best weights
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process and not options.keep_checkpoints:  # finished: nothing left to resume
         shutil.rmtree(options.output / "checkpoints", ignore_errors=True)
     accelerator.end_training()

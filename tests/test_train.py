@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -111,6 +112,24 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(work, encoder, acc
     assert resumed["finished"] and resumed["history"] == full["history"]
     assert weights_digest(AutoModel.from_pretrained(work / "full")) == weights_digest(
         AutoModel.from_pretrained(work / "part"))
+
+
+def test_seconds_trained_add_up_over_epochs_and_a_resume(work, encoder, monkeypatch):
+    """A clock that moves 10 s in each call of train_epoch: three epochs are 30 s, not 10 + 20 + 30."""
+    clock = [1000.0]
+    epoch = train.train_epoch
+
+    def ten_seconds(*args, **kwargs):
+        clock[0] += 10.0
+        return epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(train, "train_epoch", ten_seconds)
+    common = ["--epochs", "3", "--checkpoint-steps", "0"]
+    assert _run(work, encoder, *common, "--output", str(work / "full"))["seconds"] == 30.0
+    assert _run(work, encoder, *common, "--output", str(work / "part"), "--stop-after-steps", "20")["seconds"] == 20.0
+    # the rest of epoch 1 and epoch 2 after the resume: 20 s more than the checkpoint's 20
+    assert _run(work, encoder, *common, "--output", str(work / "part"), "--resume", "latest")["seconds"] == 40.0
 
 
 def test_kill_between_best_weights_and_checkpoint(work, encoder, monkeypatch):
