@@ -25,10 +25,12 @@ logger = get_logger(__name__, log_level="INFO")
 # before the Accelerator exists (finished_run), Accelerate's logger refuses to log: plain logging then
 _early_log = logging.getLogger(__name__)
 
-# options that do not change what is trained: a finished run with other values is not redone
+# options that do not change what is trained: a finished run with other values is not redone, and a
+# checkpoint made with other values is resumed. The work and output folders count by content (the
+# inputs' digest), not by how their path is spelled or where they were moved
 RUN_ONLY_OPTIONS = {"resume", "stop_after_steps", "force", "write_rank_digests", "report_to",
                     "checkpoint_steps", "checkpoints_total_limit", "num_workers", "logging_steps",
-                    "keep_checkpoints"}
+                    "keep_checkpoints", "eval_batch_size", "work", "output"}
 
 
 def checkpoint_dirs(folder: Path) -> list[Path]:
@@ -56,8 +58,8 @@ def save_checkpoint(accelerator: Accelerator, options, state: dict) -> Path:
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        write_json(state, tmp / "trainer_state.json")
+    if accelerator.is_main_process:  # the batches done are each process's: a resume needs as many
+        write_json(state | {"world_size": accelerator.num_processes}, tmp / "trainer_state.json")
     _replace_dir(accelerator, tmp, final)
     if accelerator.is_main_process:
         for old in checkpoint_dirs(folder)[:-options.checkpoints_total_limit]:
@@ -146,9 +148,15 @@ def find_resume(options, accelerator: Accelerator) -> Path | None:
     return path
 
 
-def resumed_state(checkpoint: Path, options) -> dict:
-    """The loop state of ``checkpoint``, checked: the best weights it names must still exist."""
+def resumed_state(checkpoint: Path, options, *, world_size: int) -> dict:
+    """The loop state of ``checkpoint``, checked: made by as many processes as ``world_size`` (its
+    position in the epoch is a per-process batch count), and the best weights it names still there."""
     state = read_json(checkpoint / "trainer_state.json")
+    made_by = state.pop("world_size", world_size)  # not recorded before: taken on trust
+    if made_by != world_size:
+        raise InputError(f"--resume {checkpoint}: made by {made_by} training processes, resumed by {world_size}; "
+                         f"launch it with --num_processes {made_by} (its place in the epoch counts each "
+                         "process's batches)")
     if state["best"] is not None and not best_weights(options, state).is_file():
         raise InputError(f"--resume {checkpoint}: the best weights it records ({best_weights(options, state)}) "
                          "are gone; resume from the latest checkpoint of this output folder")

@@ -398,7 +398,8 @@ def render_model_card(metrics: dict) -> str:
         "epochs": options["epochs"], "epochs_run": len(metrics["history"]),
         "epoch_fraction": options["epoch_fraction"], "batch_size": batch,
         "learning_rate": options["learning_rate"],
-        "head_learning_rate": options["head_learning_rate"] or options["learning_rate"],
+        "head_learning_rate": options["learning_rate"] if options["head_learning_rate"] is None
+        else options["head_learning_rate"],
         "lr_scheduler": options["lr_scheduler"], "warmup_ratio": options["warmup_ratio"],
         "max_length": options["max_length"], "seed": options["seed"],
         "mixed_precision": metrics["mixed_precision"], "world_size": metrics["world_size"],

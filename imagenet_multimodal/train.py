@@ -162,7 +162,7 @@ class TrainOptions:
             raise InputError(f"--dropout: expected a probability in [0, 1), got {self.dropout}")
         if not 0.0 < self.epoch_fraction <= 1.0:
             raise InputError(f"--epoch-fraction: expected a fraction in (0, 1], got {self.epoch_fraction}")
-        if self.learning_rate <= 0 or (self.head_learning_rate or 1.0) <= 0:
+        if self.learning_rate <= 0 or (self.head_learning_rate is not None and self.head_learning_rate <= 0):
             raise InputError("--learning-rate / --head-learning-rate: expected > 0")
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise InputError(f"--warmup-ratio: expected a fraction in [0, 1), got {self.warmup_ratio}")
@@ -199,7 +199,7 @@ def make_optimizer(model: RelevanceModel, options: TrainOptions, *, fused: bool 
     for name, param in model.named_parameters():
         head, decay = name.startswith("classifier."), param.ndim >= 2
         groups.setdefault((head, decay), []).append(param)
-    head_lr = options.head_learning_rate or options.learning_rate
+    head_lr = options.learning_rate if options.head_learning_rate is None else options.head_learning_rate
     return torch.optim.AdamW(
         [{"params": params, "lr": head_lr if head else options.learning_rate,
           "weight_decay": options.weight_decay if decay else 0.0}
@@ -466,7 +466,7 @@ def run(options: TrainOptions) -> dict:
     checkpoint = find_resume(options, accelerator)
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
-        state = resumed_state(checkpoint, options)
+        state = resumed_state(checkpoint, options, world_size=accelerator.num_processes)
         logger.info("resumed from %s (epoch %d, step %d)", checkpoint, state["epoch"], state["global_step"])
     _summary(job)
     job.elapsed = stopwatch(state["seconds"])

@@ -177,15 +177,36 @@ def test_early_stopping(work, encoder):
     assert again["stopped_early"] and again["history"] == metrics["history"]
 
 
-def test_auto_resume_continues_and_other_options_start_afresh(work, encoder):
+def test_auto_resume_continues_and_other_options_start_afresh(work, encoder, monkeypatch):
     common = ["--epochs", "2", "--output", str(work / "auto")]
-    _run(work, encoder, *common, "--stop-after-steps", "20")
+    _run(work, encoder, *common, "--stop-after-steps", "20", "--eval-batch-size", "64")
     assert (work / "auto" / "checkpoints" / "step-00000020").is_dir()
-    resumed = _run(work, encoder, *common)  # --resume auto is the default
-    assert resumed["finished"] and resumed["history"][0]["step"] == 15
+    epochs = []  # the epochs trained: a resume at step 20 (in epoch 1 of 0-1) trains only epoch 1
+    epoch = train.train_epoch
+    monkeypatch.setattr(train, "train_epoch", lambda job, state, progress: epochs.append(state["epoch"]) or
+                        epoch(job, state, progress))
+    # --resume auto is the default; the work folder spelled otherwise and another evaluation batch
+    # size change nothing that is trained
+    spelled = work.parent / ".." / work.parent.name / work.name
+    resumed = train.run(train.parse_args(["--work", str(spelled), "--encoder", str(encoder), *FAST, *common]))
+    assert resumed["finished"] and resumed["history"][0]["step"] == 15 and epochs == [1]
+    monkeypatch.setattr(train, "train_epoch", epoch)
     other = _run(work, encoder, *common, "--seed", "7", "--stop-after-steps", "3")
     steps = sorted(p.name for p in (work / "auto" / "checkpoints").glob("step-*"))
     assert not other["finished"] and steps == ["step-00000003"]
+
+
+def test_resume_needs_as_many_processes(work, encoder):
+    """A checkpoint's place in the epoch counts each process's batches: resumed by another number
+    of processes it would train part of the epoch twice."""
+    common = ["--epochs", "2", "--output", str(work / "ranks")]
+    _run(work, encoder, *common, "--stop-after-steps", "5")
+    state_file = work / "ranks" / "checkpoints" / "step-00000005" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert state["world_size"] == 1
+    state_file.write_text(json.dumps(state | {"world_size": 2}))
+    with pytest.raises(InputError, match="made by 2 training processes, resumed by 1; launch it with --num_processes 2"):
+        _run(work, encoder, *common, "--resume", "latest")
 
 
 def test_changed_inputs_train_again(work, encoder):
@@ -338,7 +359,8 @@ def test_bad_options_and_config(tmp_path):
         train.parse_args(["--work", str(tmp_path), "--folds", "3"])
     for flag, value, expected in [("--dropout", "1.5", "a probability in"), ("--patience", "-1", ">= 0"),
                                   ("--checkpoint-steps", "-3", ">= 0"), ("--max-grad-norm", "-1", ">= 0"),
-                                  ("--weight-decay", "-1", ">= 0"), ("--logging-steps", "0", ">= 1")]:
+                                  ("--weight-decay", "-1", ">= 0"), ("--logging-steps", "0", ">= 1"),
+                                  ("--head-learning-rate", "0", "> 0")]:  # 0 is no "same as the encoder's"
         with pytest.raises(InputError, match=f"{flag}: expected {expected}"):
             train.parse_args(["--work", str(tmp_path), flag, value])
     bad = tmp_path / "bad.json"
