@@ -32,6 +32,7 @@ from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
+    AutoModelForSequenceClassification,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -97,11 +98,16 @@ class RelevanceConfig(PretrainedConfig):
             encoder = encoder.to_dict()
         if "model_type" not in encoder:
             raise ValueError("encoder: expected a config dict with a 'model_type' key")
-        self.encoder = encoder
+        # the encoder is float32 inside this model (from_encoder); the dtype its checkpoint was saved
+        # in would make from_config build a bfloat16 encoder on reload
+        self.encoder = {k: v for k, v in encoder.items() if k not in ("dtype", "torch_dtype")}
         self.encoder_name = encoder_name
         self.dropout = dropout
         self.loss = loss
         self.pooling = pooling
+        # what a text-classification pipeline reads to apply sigmoid (the paper's head) or softmax
+        if kwargs.get("problem_type") is None:
+            kwargs["problem_type"] = "multi_label_classification" if loss == "sigmoid" else "single_label_classification"
         super().__init__(num_labels=num_labels, **kwargs)
 
     @property
@@ -439,6 +445,7 @@ def save_model_folder(model: RelevanceModel, tokenizer, metrics: dict, output: P
 
 AutoConfig.register(MODEL_TYPE, RelevanceConfig, exist_ok=True)
 AutoModel.register(RelevanceConfig, RelevanceModel, exist_ok=True)
+AutoModelForSequenceClassification.register(RelevanceConfig, RelevanceModel, exist_ok=True)  # pipeline()
 
 __all__ = [
     "RelevanceConfig",

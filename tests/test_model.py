@@ -92,6 +92,40 @@ def test_save_and_load_give_same_logits(encoder, batch, tmp_path):
     assert weights_digest(loaded) == weights_digest(model)
 
 
+def test_an_encoder_saved_in_half_precision_is_trained_and_reloaded_in_float32(encoder, batch, tmp_path):
+    """from_encoder makes the encoder float32; its saved config must not say bfloat16, or the
+    reloaded encoder is bfloat16 and its logits differ from the evaluated model's."""
+    AutoModel.from_pretrained(encoder).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (encoder / name).exists():
+            (tmp_path / "bf16" / name).write_bytes((encoder / name).read_bytes())
+    model = RelevanceModel.from_encoder(tmp_path / "bf16").eval()
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    model.save_pretrained(tmp_path / "saved")
+    loaded = AutoModel.from_pretrained(tmp_path / "saved").eval()
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    assert torch.equal(loaded(**batch).logits, model(**batch).logits)
+
+
+@pytest.mark.parametrize("loss", ["sigmoid", "softmax"])
+def test_text_classification_pipeline_gives_the_model_probabilities(encoder, batch, tmp_path, loss):
+    """The card's pipeline_tag holds: pipeline("text-classification") loads the saved model (after
+    the package registered it) and applies the head's own sigmoid or softmax."""
+    from transformers import pipeline
+
+    names = {i: f"class {i}" for i in range(1000)}
+    RelevanceModel.from_encoder(encoder, loss=loss, id2label=names).save_pretrained(tmp_path)
+    load_tokenizer(str(encoder)).save_pretrained(tmp_path)
+    classify = pipeline("text-classification", model=str(tmp_path), top_k=3, device="cpu")
+    model = AutoModel.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        p = model.probabilities(model(**load_tokenizer(str(tmp_path))(["tench fish photo"], return_tensors="pt")).logits)[0]
+    top = torch.topk(p, 3)
+    result = classify(["tench fish photo"])[0]
+    assert [r["label"] for r in result] == [names[i] for i in top.indices.tolist()]
+    assert [r["score"] for r in result] == pytest.approx(top.values.tolist(), rel=1e-5)
+
+
 def test_config_validates():
     with pytest.raises(ValueError, match="loss"):
         RelevanceConfig(loss="hinge")
