@@ -310,7 +310,7 @@ def run(options: PrepareOptions) -> dict[str, Any]:
                  for split in ("train", "test")}
 
     stats = summarize(table, classes, num_records=num_records, pairs=pairs)
-    stats.update(train_size=train_size, captions_file=str(captions_path), fingerprint=fingerprint,
+    stats.update(train_size=train_size, captions_file=str(captions_path.resolve()), fingerprint=fingerprint,
                  outputs=_output_digests(work),
                  synthetic=_is_synthetic(captions_path, counts["synthetic_records"]),
                  synthetic_records=counts["synthetic_records"])

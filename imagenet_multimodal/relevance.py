@@ -75,7 +75,10 @@ def calibrated_rule(p_correct: np.ndarray, p_mean: np.ndarray, labels: np.ndarra
     p_correct, p_mean = _finite(p_correct, "p_correct"), _finite(p_mean, "p_mean")
     thresholds = class_thresholds(p_correct, labels, num_classes=num_classes)
     reason = np.full(p_correct.shape, "", dtype=object)
-    reason[p_correct < thresholds[np.asarray(labels)]] = "below_class_threshold"
+    own = thresholds[np.asarray(labels)]
+    # a mean of equal values can round to just above them: a class whose captions all share one p
+    # is not dropped whole by that rounding
+    reason[(p_correct < own) & ~np.isclose(p_correct, own, rtol=1e-9, atol=0.0)] = "below_class_threshold"
     reason[p_correct < p_mean] = "below_mean"
     return reason
 

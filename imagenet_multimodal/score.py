@@ -22,6 +22,8 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,8 +132,10 @@ def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, acce
     """Score ``captions`` with the model in ``folder``; cached by the model's and captions' content."""
     from .scoring import class_embeddings, score_texts
 
+    max_length = read_json(folder / "metrics.json").get("options", {}).get("max_length", 128) \
+        if (folder / "metrics.json").exists() else 128
     key = (f"{file_sha256(folder / 'model.safetensors')[:24]}-{scored_captions_digest(captions)}"
-           f"-{accelerator.mixed_precision}")
+           f"-{accelerator.mixed_precision}-{_digest([class_texts, max_length])}")  # class_similarity reads both
     path = cache / f"{key}.parquet"
     if path.exists():
         try:
@@ -140,8 +144,6 @@ def model_pass(folder: Path, captions: pa.Table, class_texts: list[str], *, acce
         except (pa.ArrowException, OSError) as err:  # a damaged cache is recomputed, not trusted
             logger.warning("score: the cache file %s is unreadable (%s); scoring again", path, err)
     model, tokenizer = load_model(folder, device=accelerator.device)
-    max_length = read_json(folder / "metrics.json").get("options", {}).get("max_length", 128) \
-        if (folder / "metrics.json").exists() else 128
     classes = class_embeddings(model, tokenizer, class_texts, max_length=max_length)
     result = score_texts(model, tokenizer, captions["text"].to_pylist(), captions["label"].to_numpy(),
                          accelerator=accelerator, batch_size=batch_size, max_length=max_length,
@@ -219,19 +221,31 @@ def name_matches(texts: list[str], labels: np.ndarray, lemmas: list[list[str]]) 
     return out
 
 
-def read_truth(options: ScoreOptions) -> pa.Table | None:
-    """Ground truth (image_id, relevant): ``--truth``, else the side file of a synthetic sample."""
-    path = options.truth
-    if path is None:
-        from .sample import truth_path
+def truth_file(options: ScoreOptions) -> Path | None:
+    """The ground-truth file: ``--truth``, else the side file of the synthetic sample that ``prepare``
+    read (``None`` when there is neither)."""
+    if options.truth is not None:
+        if not options.truth.exists():
+            raise InputError(f"--truth {options.truth}: no such file")
+        return options.truth
+    from .sample import truth_path
 
-        stats_path = options.work / "prepare_stats.json"
-        source = read_json(stats_path).get("captions_file") if stats_path.exists() else None
-        path = truth_path(Path(source)) if source else None
-        if path is None or not path.exists():
-            return None
-    if not path.exists():
-        raise InputError(f"--truth {path}: no such file")
+    stats_path = options.work / "prepare_stats.json"
+    stats = read_json(stats_path) if stats_path.exists() else {}
+    path = truth_path(Path(stats["captions_file"])) if stats.get("captions_file") else None
+    if path is not None and path.exists():
+        return path
+    if stats.get("synthetic"):
+        logger.warning("score: the synthetic sample's ground truth %s is gone: no report of the filter against it",
+                       path)
+    return None
+
+
+def read_truth(options: ScoreOptions) -> pa.Table | None:
+    """Ground truth (image_id, relevant) from :func:`truth_file`, checked; ``None`` when there is none."""
+    path = truth_file(options)
+    if path is None:
+        return None
     import pyarrow.csv
 
     try:
@@ -325,11 +339,18 @@ def _scores_table(captions: pa.Table, published: dict[str, np.ndarray], reasons:
     return pa.table(columns).select(SCORE_SCHEMA.names).cast(SCORE_SCHEMA)
 
 
-def _fingerprint(options: ScoreOptions, captions: pa.Table, mixed_precision: str) -> dict[str, Any]:
+def _digest(value: Any) -> str:
+    return hashlib.blake2b(json.dumps(value).encode(), digest_size=8).hexdigest()
+
+
+def _fingerprint(options: ScoreOptions, captions: pa.Table, classes: pa.Table, mixed_precision: str,
+                 truth: Path | None) -> dict[str, Any]:
+    """What the stage's output depends on: a rerun with the same fingerprint is up to date."""
     keep = ("folds", "low", "high", "curve", "mode", "published")  # and the model pass's precision
     return {"model": file_sha256(options.model / "model.safetensors"), "captions": scored_captions_digest(captions),
+            "classes": _digest([classes[name].to_pylist() for name in ("summary", "description", "lemmas")]),
             **{k: getattr(options, k) for k in keep}, "mixed_precision": mixed_precision,
-            "truth": str(options.truth) if options.truth else None}
+            "truth": f"{truth.resolve()}:{file_sha256(truth)}" if truth else None}
 
 
 def run(options: ScoreOptions) -> dict[str, Any]:
@@ -340,7 +361,7 @@ def run(options: ScoreOptions) -> dict[str, Any]:
     if not (options.model / "model.safetensors").exists():
         raise InputError(f"{options.model}: no trained relevance model; run `imagenet-multimodal train` first")
     mixed_precision = precision(options)
-    fingerprint = _fingerprint(options, captions, mixed_precision)
+    fingerprint = _fingerprint(options, captions, classes, mixed_precision, truth_file(options))
     stats_path = work / "score_stats.json"
     if not options.force and stats_path.exists() and (work / "scores.parquet").exists():
         previous = read_json(stats_path)

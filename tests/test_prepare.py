@@ -97,6 +97,15 @@ def test_empty_or_not_a_list(work, tmp_path, content):
         run(PrepareOptions(work=work, captions=path))
 
 
+def test_captions_file_is_recorded_absolute(work, tmp_path, monkeypatch):
+    """score finds a sample's ground truth next to the captions file prepare read: a path relative
+    to the folder prepare ran in would point elsewhere from any other folder."""
+    write_captions(tmp_path / "captions.json", _good_records({0: 30, 1: 30}))
+    monkeypatch.chdir(tmp_path)
+    stats = run(PrepareOptions(work=work, captions="captions.json"))
+    assert stats["captions_file"] == str(tmp_path.resolve() / "captions.json")
+
+
 def test_missing_captions_file_is_named(work, tmp_path):
     for path in (tmp_path / "nofile.json", tmp_path):  # missing, and a folder
         with pytest.raises(InputError, match=rf"--captions {path}: no such file; expected the ImageNet-Captions"):

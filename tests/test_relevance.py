@@ -73,6 +73,17 @@ def test_calibrated_thresholds_are_class_means():
     assert reasons.tolist() == ["below_class_threshold", "", "", "below_mean"]
 
 
+@pytest.mark.parametrize(("value", "count"), [(0.1, 3), (0.7, 7), (0.7, 10)])
+def test_a_class_of_equal_scores_is_not_dropped_by_rounding(value, count):
+    """The mean of n copies of 0.1 is not exactly 0.1 in floating point; the class stays."""
+    p = np.full(count, value)
+    assert class_thresholds(p, np.zeros(count, int), num_classes=1)[0] > value  # the rounding guarded against
+    assert calibrated_rule(p, np.zeros(count), np.zeros(count, int), num_classes=2).tolist() == [""] * count
+    below = np.float64(np.float32(value) - np.spacing(np.float32(value)))  # one float32 step lower
+    assert calibrated_rule(np.array([value, below, value]), np.zeros(3), np.zeros(3, int),
+                           num_classes=1).tolist() == ["", "below_class_threshold", ""]
+
+
 def test_roc_auc_by_hand():
     assert roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
     assert roc_auc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5

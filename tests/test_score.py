@@ -121,13 +121,37 @@ def test_rerun_with_other_thresholds_recomputes(trained, tmp_path):
     work = _copy(trained, tmp_path)
     run_score(ScoreOptions(work=work, low=0.2))
     first = pq.read_table(work / "scores.parquet")
+    written = (work / "scores.parquet").stat().st_mtime_ns
     run_score(ScoreOptions(work=work, low=0.2))  # up to date: nothing rewritten
+    assert (work / "scores.parquet").stat().st_mtime_ns == written
     again = run_score(ScoreOptions(work=work, low=0.9, curve="rank"))
     second = pq.read_table(work / "scores.parquet")
     assert again["low"] == 0.9
     assert np.allclose(first["p_correct"].to_numpy(), second["p_correct"].to_numpy())
     assert second["kept"].to_pylist() == (second["p_correct"].to_numpy() >= 0.9).__and__(
         second["p_correct"].to_numpy() >= second["p_mean"].to_numpy()).tolist()
+
+
+def test_new_class_texts_are_scored_again(trained, tmp_path):
+    """class_similarity reads the class texts and name_match the lemmas: a changed class table is no
+    up-to-date stage, and its cached model pass is not reused."""
+    import pyarrow as pa
+
+    work = _copy(trained, tmp_path)
+    run_score(ScoreOptions(work=work))
+    before = pq.read_table(work / "scores.parquet")
+    classes = pq.read_table(work / "classes.parquet")
+    for name, value in (("summary", "A kind of pottery."), ("description", None)):
+        column = pa.array([value] * classes.num_rows, classes.schema.field(name).type)
+        classes = classes.set_column(classes.schema.get_field_index(name), name, column)
+    lemmas = pa.array([["zzz"]] * classes.num_rows, classes.schema.field("lemmas").type)
+    classes = classes.set_column(classes.schema.get_field_index("lemmas"), "lemmas", lemmas)
+    pq.write_table(classes, work / "classes.parquet")
+    run_score(ScoreOptions(work=work))
+    after = pq.read_table(work / "scores.parquet")
+    assert np.array_equal(after["p_correct"].to_numpy(), before["p_correct"].to_numpy())  # the same model
+    assert not np.allclose(after["class_similarity"].to_numpy(), before["class_similarity"].to_numpy())
+    assert any(before["name_match"].to_pylist()) and not any(after["name_match"].to_pylist())
 
 
 def test_no_model_and_wrong_label_count(trained, tmp_path):
