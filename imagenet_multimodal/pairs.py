@@ -4,6 +4,9 @@
 * :func:`tokenize_cached` tokenises a table's ``text`` once and keeps the token ids in
   ``WORK/tokens/<tokenizer+max_length key>/<name>.parquet``; reruns, resumed runs and the K
   trainings of cross-fitting reuse them (the cache is checked against a hash of the input files).
+  A pair longer than the max length loses the end of its caption, never its class sentence (the
+  pair's point): plain truncation would cut the sentence, and all of a caption's pairs would be
+  the same text.
 * :class:`TokenDataset` holds ragged token ids in two NumPy arrays; :class:`PadCollator` pads a
   batch to its own longest sequence.
 * :class:`LengthGroupedBatches` draws each epoch's random subset and batch order as a pure function
@@ -91,6 +94,23 @@ def read_pairs(work: Path, split: str) -> pa.Table:
     return table
 
 
+def pair_sentences(work: Path, split: str, table: pa.Table) -> list[str | None] | None:
+    """The class sentence each pair of ``table`` (as :func:`read_pairs` read it) ends with: sentence
+    ``sentence_index`` of its class in ``WORK/classes.parquet``. ``None`` where the pairs or the
+    class table lack what that needs (then long pairs are truncated plainly)."""
+    classes = Path(work) / "classes.parquet"
+    files = pair_files(work, split)
+    if not classes.exists() or any("sentence_index" not in pq.read_schema(f).names for f in files):
+        return None
+    index = pa.concat_tables(pq.read_table(f, columns=["sentence_index"]) for f in files)["sentence_index"]
+    per_class = pq.read_table(classes, columns=["sentences"])["sentences"].to_pylist()
+    out = []
+    for label, i in zip(table["label"].to_pylist(), index.to_pylist()):
+        sentences = per_class[label] if label < len(per_class) else None
+        out.append(sentences[i] if sentences and i is not None and 0 <= i < len(sentences) else None)
+    return out
+
+
 def read_test_captions(work: Path) -> pa.Table | None:
     """The test captions alone (``role == "test"`` in ``WORK/captions.parquet``): text, label.
 
@@ -142,12 +162,36 @@ def tokenizer_key(tokenizer, max_length: int) -> str:
     """A short key naming the token cache of ``tokenizer`` (a fast tokenizer) at ``max_length``."""
     spec = json.loads(tokenizer.backend_tokenizer.to_str())
     spec["truncation"] = spec["padding"] = None  # call settings, changed by tokenising
-    text = json.dumps(spec, sort_keys=True) + f"|max_length={max_length}"
+    text = json.dumps(spec, sort_keys=True) + f"|max_length={max_length}|{TRUNCATION}"
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def tokenize(texts: Sequence[str], tokenizer, *, max_length: int) -> tuple[np.ndarray, np.ndarray]:
+TRUNCATION = "cut-caption-keep-sentence"  # part of the cache key: caches of another rule are not read
+
+
+def _keep_sentence(text: str, sentence: str, tokenizer, max_length: int) -> list[int] | None:
+    """The ids of ``text`` (caption + " " + ``sentence``) cut to ``max_length`` at the end of the
+    caption, or ``None`` where that cannot be done (the sentence alone is too long, or the text does
+    not end in it token for token): then plain truncation."""
+    full = tokenizer(text)["input_ids"]  # special tokens + body + special tokens
+    body = tokenizer(text, add_special_tokens=False)["input_ids"]
+    tail = tokenizer(" " + sentence, add_special_tokens=False)["input_ids"]
+    start = next((k for k in range(len(full) - len(body) + 1) if full[k:k + len(body)] == body), None)
+    if start is None or len(tail) > len(body) or body[len(body) - len(tail):] != tail:
+        return None
+    prefix, suffix = full[:start], full[start + len(body):]
+    room = max_length - len(prefix) - len(suffix) - len(tail)
+    if room < 1:
+        return None
+    return prefix + body[:len(body) - len(tail)][:room] + tail + suffix
+
+
+def tokenize(texts: Sequence[str], tokenizer, *, max_length: int,
+             sentences: Sequence[str | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Tokenise ``texts`` (with special tokens, truncated to ``max_length``) into ragged arrays.
+
+    ``sentences``: the class sentence that each text (a pair) ends with, or ``None``; a pair longer
+    than ``max_length`` is cut at the end of its caption and keeps its sentence whole.
 
     Returns
     -------
@@ -157,11 +201,22 @@ def tokenize(texts: Sequence[str], tokenizer, *, max_length: int) -> tuple[np.nd
         Text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
     """
     chunks, lengths = [], []
+    kept = 0
     for start in range(0, len(texts), TOKENIZE_CHUNK):
         batch = tokenizer(list(texts[start:start + TOKENIZE_CHUNK]), truncation=True,
                           max_length=max_length, return_attention_mask=False)["input_ids"]
+        for i, ids in enumerate(batch):
+            sentence = sentences[start + i] if sentences is not None else None
+            if len(ids) == max_length and sentence:  # maybe cut: cut the caption instead
+                cut = _keep_sentence(texts[start + i], sentence, tokenizer, max_length)
+                if cut is not None and cut != ids:
+                    batch[i] = cut
+                    kept += 1
         lengths.extend(len(ids) for ids in batch)
         chunks.append(np.fromiter((t for ids in batch for t in ids), dtype=np.int32))
+    if kept:
+        logger.info("tokenise: %d of %d pairs were longer than %d tokens: their caption was cut, their class "
+                    "sentence kept", kept, len(texts), max_length)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
@@ -200,9 +255,12 @@ class TokenDataset(torch.utils.data.Dataset):
 
 
 def tokenize_cached(
-    table: pa.Table, tokenizer, *, max_length: int, cache: Path, name: str, sources: Sequence[Path]
+    table: pa.Table, tokenizer, *, max_length: int, cache: Path, name: str, sources: Sequence[Path],
+    sentences: Sequence[str | None] | None = None,
 ) -> TokenDataset:
     """Tokenise ``table`` (columns text, label) or reuse ``cache/<key>/<name>.parquet``.
+
+    ``sentences``: see :func:`tokenize` (pairs keep their class sentence when cut).
 
     The cache is valid while the tokenizer, ``max_length`` and the content of ``sources`` (the
     files ``table`` was read from) are unchanged; otherwise it is rewritten (atomically).
@@ -219,7 +277,8 @@ def tokenize_cached(
             if metadata.get(b"sources") == digest.encode() and cached.num_rows == table.num_rows:
                 return _dataset_from_arrow(cached)
     logger.info("tokenising %d %s texts (max_length %d) into %s", table.num_rows, name, max_length, path)
-    ids, offsets = tokenize(table.column("text").to_pylist(), tokenizer, max_length=max_length)
+    ids, offsets = tokenize(table.column("text").to_pylist(), tokenizer, max_length=max_length,
+                            sentences=sentences)
     lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(ids))
     out = pa.table({"input_ids": lists, "label": table.column("label")})
     write_parquet(out.replace_schema_metadata({"sources": digest}), path)
@@ -320,12 +379,12 @@ def load_training_data(
     """
     work = Path(work)
     kw = {"max_length": max_length, "cache": work / "tokens"}
-    train_table = read_pairs(work, "train")
+    train_table, test_table = read_pairs(work, "train"), read_pairs(work, "test")
     data = {
-        "train": tokenize_cached(train_table, tokenizer, name="train-pairs",
-                                 sources=pair_files(work, "train"), **kw),
-        "pairs": tokenize_cached(read_pairs(work, "test"), tokenizer, name="test-pairs",
-                                 sources=pair_files(work, "test"), **kw),
+        "train": tokenize_cached(train_table, tokenizer, name="train-pairs", sources=pair_files(work, "train"),
+                                 sentences=pair_sentences(work, "train", train_table), **kw),
+        "pairs": tokenize_cached(test_table, tokenizer, name="test-pairs", sources=pair_files(work, "test"),
+                                 sentences=pair_sentences(work, "test", test_table), **kw),
     }
     captions = read_test_captions(work) if eval_captions else None
     if captions is not None and captions.num_rows:

