@@ -100,7 +100,12 @@ def run_key(options) -> dict:
     """What decides what is trained: the options and the content of the inputs (a checkpoint or a
     finished run must match both, so a rerun of ``prepare`` that changed the pairs retrains)."""
     key = {k: v for k, v in options.to_json().items() if k not in RUN_ONLY_OPTIONS}
-    return key | {"inputs": input_digest(options.work)}
+    inputs = input_digest(options.work)
+    if options.folds > 1:  # and the rule that says which pairs a fold leaves out
+        from .pairs import FOLD_RULE
+
+        inputs += f"+folds-by-{FOLD_RULE}"
+    return key | {"inputs": inputs}
 
 
 def input_digest(work: Path) -> str:

@@ -139,13 +139,32 @@ def label_names(work: Path) -> dict[int, str] | None:
     return dict(zip(table["label"].to_pylist(), table["name"].to_pylist(), strict=True))
 
 
-def fold_of(image_ids: Sequence[str], *, folds: int, seed: int) -> np.ndarray:
-    """A stable fold number (0..folds-1) for each image id, the same in every process and run."""
-    out = np.empty(len(image_ids), dtype=np.int64)
-    for i, image_id in enumerate(image_ids):
-        digest = hashlib.blake2b(f"{seed}:{image_id}".encode(), digest_size=8).digest()
+def fold_of(keys: Sequence[str], *, folds: int, seed: int) -> np.ndarray:
+    """A stable fold number (0..folds-1) for each key, the same in every process and run."""
+    out = np.empty(len(keys), dtype=np.int64)
+    for i, key in enumerate(keys):
+        digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
         out[i] = int.from_bytes(digest, "little") % folds
     return out
+
+
+FOLD_RULE = "caption-text"  # what fold_key groups by; a fold model made under another rule is retrained
+
+
+def fold_key(text: str | None, image_id: str) -> str:
+    """What puts a caption in its fold: its text, case and white space folded, so that one Flickr
+    text on many photos (batch uploads) falls in one fold; a fold model that trained on the same
+    text would score it as if in-sample. The image id where there is no text."""
+    return " ".join(text.lower().split()) if text else f"image:{image_id}"
+
+
+def caption_fold_keys(work: Path, image_ids: Sequence[str]) -> list[str]:
+    """:func:`fold_key` of the caption of each of ``image_ids`` (from ``WORK/captions.parquet``)."""
+    table = pq.read_table(require_file(Path(work) / "captions.parquet", made_by=f"prepare --work {work}"),
+                          columns=["image_id", "text", "role"])
+    table = table.filter(pc.is_in(table["role"], pa.array(["train", "test"])))  # the captions pairs come from
+    texts = dict(zip(table["image_id"].to_pylist(), table["text"].to_pylist()))
+    return [fold_key(texts.get(image_id), image_id) for image_id in image_ids]
 
 
 def _files_digest(paths: Sequence[Path]) -> str:
@@ -391,8 +410,8 @@ def load_training_data(
         data["captions"] = tokenize_cached(captions, tokenizer, name="test-captions",
                                            sources=[work / "captions.parquet"], **kw)
     if folds > 1:
-        image_ids = train_table.column("image_id").to_pylist()
-        keep = fold_of(image_ids, folds=folds, seed=seed) != fold
+        keys = caption_fold_keys(work, train_table.column("image_id").to_pylist())
+        keep = fold_of(keys, folds=folds, seed=seed) != fold
         data["train"] = data["train"].subset(np.flatnonzero(keep))
         if not len(data["train"]):
             raise InputError(f"fold {fold} of {folds}: no train pairs are left outside the fold")
@@ -444,6 +463,8 @@ __all__ = [
     "LengthGroupedBatches",
     "PadCollator",
     "TokenDataset",
+    "caption_fold_keys",
+    "fold_key",
     "fold_of",
     "label_names",
     "load_training_data",

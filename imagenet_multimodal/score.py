@@ -181,10 +181,12 @@ def fold_models(options: ScoreOptions, mixed_precision: str) -> list[Path]:
 def out_of_fold(options: ScoreOptions, captions: pa.Table, class_texts: list[str], accelerator,
                 in_sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Train captions scored by the fold model that left them out; test captions keep the main model's."""
-    from .pairs import fold_of
+    from .pairs import fold_key, fold_of
 
     seed = read_json(options.model / "metrics.json")["options"]["seed"]
-    folds = fold_of(captions["image_id"].to_pylist(), folds=options.folds, seed=seed)
+    keys = [fold_key(text, image_id) for text, image_id in zip(captions["text"].to_pylist(),
+                                                               captions["image_id"].to_pylist())]
+    folds = fold_of(keys, folds=options.folds, seed=seed)
     is_train = pc.equal(captions["role"], "train").to_numpy(zero_copy_only=False)
     result = {name: values.copy() for name, values in in_sample.items()}
     for fold, folder in enumerate(fold_models(options, accelerator.mixed_precision)):

@@ -251,6 +251,32 @@ def test_token_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
         pairs.tokenize_cached(table, tokenizer, **kw)
 
 
+def test_one_text_on_many_photos_falls_in_one_fold(tmp_path):
+    """Flickr batch uploads put one text on many photos: a fold model that trained on the same text
+    would score it as if in-sample, so folds group captions by their text."""
+    work = write_toy_work(tmp_path / "work")
+    captions = pq.read_table(work / "captions.parquet")
+    train_ids = [i for i, r in zip(captions["image_id"].to_pylist(), captions["role"].to_pylist()) if r == "train"]
+    same = set(train_ids[:12])
+    texts = ["My  Holiday photos" if i in same else t for i, t in
+             zip(captions["image_id"].to_pylist(), captions["text"].to_pylist())]
+    pq.write_table(captions.set_column(captions.schema.get_field_index("text"), "text", pa.array(texts)),
+                   work / "captions.parquet")
+    keys = pairs.caption_fold_keys(work, train_ids)
+    assert len({k for i, k in zip(train_ids, keys) if i in same}) == 1
+    tokenizer = make_tokenizer(toy_texts())
+    pair_ids = pa.concat_tables(pq.read_table(f) for f in pairs.pair_files(work, "train"))["image_id"].to_pylist()
+    trained_on = []
+    for fold in range(2):
+        data = pairs.load_training_data(work, tokenizer, max_length=32, eval_captions=False, folds=2, fold=fold)
+        trained_on.append(len(data["train"]))
+    per_image = len(pair_ids) // len(set(pair_ids))
+    assert sum(trained_on) == len(pair_ids)  # each pair is left out by exactly one fold
+    folds = pairs.fold_of(keys, folds=2, seed=0)
+    assert len({f for i, f in zip(train_ids, folds) if i in same}) == 1
+    assert trained_on[int(folds[0])] == len(pair_ids) - per_image * int((folds == folds[0]).sum())
+
+
 def test_folds_are_stable_and_cover_all():
     ids = [f"n0_{i}" for i in range(300)]
     folds = pairs.fold_of(ids, folds=3, seed=1)

@@ -14,7 +14,7 @@ from _tiny import make_encoder_folder
 
 from imagenet_multimodal import relevance as rules
 from imagenet_multimodal.io import InputError
-from imagenet_multimodal.pairs import fold_of
+from imagenet_multimodal.pairs import fold_key, fold_of
 from imagenet_multimodal.prepare import PrepareOptions
 from imagenet_multimodal.prepare import run as run_prepare
 from imagenet_multimodal.sample import write_sample
@@ -99,7 +99,8 @@ def test_out_of_fold_scores(trained, tmp_path):
     assert stats["method"] == "out-of-fold" and all(scores["scored_out_of_fold"].to_pylist())
     captions = eligible_captions(work)
     train = captions.filter(pc.equal(captions["role"], "train"))
-    folds = fold_of(train["image_id"].to_pylist(), folds=2, seed=TINY["seed"])
+    folds = fold_of([fold_key(t, i) for t, i in zip(train["text"].to_pylist(), train["image_id"].to_pylist())],
+                    folds=2, seed=TINY["seed"])
     pair_ids = [i for shard in sorted((work / "pairs").glob("train-*.parquet"))
                 for i in pq.read_table(shard)["image_id"].to_pylist()]
     for fold in range(2):
@@ -221,7 +222,8 @@ def test_each_train_caption_is_scored_by_the_model_that_left_it_out(trained, tmp
     scores = pq.read_table(work / "scores.parquet")
     captions = eligible_captions(work)
     is_train = pc.equal(captions["role"], "train").to_numpy(zero_copy_only=False)
-    folds = fold_of(captions["image_id"].to_pylist(), folds=2, seed=TINY["seed"])
+    folds = fold_of([fold_key(t, i) for t, i in zip(captions["text"].to_pylist(), captions["image_id"].to_pylist())],
+                    folds=2, seed=TINY["seed"])
     labels = captions["label"].to_numpy()
     published = scores["p_correct"].to_numpy()
     for fold in range(2):
