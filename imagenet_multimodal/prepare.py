@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -248,11 +249,24 @@ def plot_captions_per_class(counts: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
+# the code that turns records into buckets, captions, a split and pairs: a rerun after it changed
+# (a cleaning fix, say) prepares again. Unchanged outputs are byte-identical, so training is not redone
+_RULE_MODULES = ("prepare.py", "captions.py", "text.py", "split.py")
+
+
+def _rules_digest() -> str:
+    digest = hashlib.sha256()
+    for name in _RULE_MODULES:
+        digest.update(name.encode() + b"\0" + (Path(__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _fingerprint(options: PrepareOptions, captions_path: Path, classes_path: Path) -> dict[str, Any]:
     keep = ("train_size", "seed", "tags", "strict", "shard_pairs")
     return {
         "captions_sha256": file_sha256(captions_path),
         "classes_sha256": file_sha256(classes_path),
+        "rules": _rules_digest(),
         **{key: value for key, value in asdict(options).items() if key in keep},
     }
 

@@ -16,11 +16,22 @@ from collections.abc import Sequence
 
 import syntok.segmenter
 
-_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+# HTML elements, not any <word ...>: "Goldfish <Carassius auratus>" and "<Lake Geneva>" are text.
+# Inline elements go without a trace ("Ten<b>ch</b>" is "Tench"), the others leave a space
+_INLINE = "a|abbr|acronym|b|big|cite|code|del|em|font|i|ins|kbd|q|s|small|span|strike|strong|sub|sup|tt|u"
+_BLOCK = ("address|blockquote|br|center|dd|div|dl|dt|h[1-6]|hr|img|li|ol|p|pre|table|tbody|td|tfoot|th|thead"
+          "|tr|ul")
+_ATTRIBUTES = r"(?:\s[^<>]*)?/?>"  # attributes need a space after the name; "<br/>" closes itself
+_INLINE_TAG = re.compile(rf"</?(?:{_INLINE}){_ATTRIBUTES}", re.IGNORECASE)
+_BLOCK_TAG = re.compile(rf"</?(?:{_BLOCK}){_ATTRIBUTES}", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_URL = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.)[^\s<>\"']+", re.IGNORECASE)
-_URL_TRAILING = ".,;:!?)]"  # punctuation after a link belongs to the sentence, not the link
-_OPENING = {")": "(", "]": "["}
+# a URL starts after no ASCII letter or digit (so right after CJK text too, where \b finds no boundary)
+# and runs over URL characters only (RFC 3986, %-escapes, Latin letters of IRIs): not over CJK text,
+# full-width punctuation, "|" or the "]" of [url=...] markup
+_URL = re.compile(r"(?<![A-Za-z0-9])(?:(?:https?|ftp)://|www\.)[A-Za-z0-9\-._~:/?#@!$&()*+,;=%\u00c0-\u024f]+",
+                  re.IGNORECASE)
+_URL_TRAILING = ".,;:!?)"  # punctuation after a link belongs to the sentence, not the link
+_OPENING = {")": "("}
 _MARKUP = re.compile(r"[<&]|://|www\.", re.IGNORECASE)
 _ALNUM = re.compile(r"[^\W_]|\d")
 
@@ -34,11 +45,14 @@ def clean_text(text: str) -> str:
     'A tench & friend'
     """
     if _MARKUP.search(text):
-        text = _TAG.sub(" ", _COMMENT.sub(" ", text))
-        text = html.unescape(text)
-        text = _TAG.sub(" ", _COMMENT.sub(" ", text))  # markup that was escaped in the source (&lt;b&gt;)
+        text = _strip_markup(text)
+        text = _strip_markup(html.unescape(text))  # markup that was escaped in the source (&lt;b&gt;)
         text = _URL.sub(_drop_url, text)
     return " ".join(text.split())
+
+
+def _strip_markup(text: str) -> str:
+    return _INLINE_TAG.sub("", _BLOCK_TAG.sub(" ", _COMMENT.sub(" ", text)))
 
 
 def _drop_url(match: re.Match[str]) -> str:

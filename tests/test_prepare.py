@@ -198,6 +198,22 @@ def test_rerun_skips_and_changed_options_redo(work, tmp_path, caplog):
     assert not list(work.glob(".*.tmp")), "no temporary files left behind"
 
 
+def test_changed_rules_prepare_again_with_identical_outputs(work, tmp_path, monkeypatch, caplog):
+    """After the cleaning or split code changed, a rerun is no longer up to date; where the change
+    changes nothing, the outputs come out byte for byte the same (so train need not run again)."""
+    from imagenet_multimodal import prepare
+    from imagenet_multimodal.checkpoints import input_digest
+
+    path = write_captions(tmp_path / "c.json", _good_records({0: 30, 1: 30}))
+    first = run(PrepareOptions(work=work, captions=path))
+    digest = input_digest(work)
+    monkeypatch.setattr(prepare, "_rules_digest", lambda: "a newer rule set")
+    caplog.set_level("INFO")
+    again = run(PrepareOptions(work=work, captions=path))
+    assert "up to date" not in caplog.text and again["fingerprint"]["rules"] == "a newer rule set"
+    assert again["outputs"] == first["outputs"] and input_digest(work) == digest
+
+
 def test_outputs_that_are_not_this_runs_are_redone(work, tmp_path):
     """A rerun trusts prepare_stats.json only while the outputs are the files it describes: a
     killed rerun with other options can leave a new captions.parquet beside the old pairs."""

@@ -47,6 +47,32 @@ def test_punctuation_after_a_url_stays_and_comments_go(raw, clean):
     assert clean_text(raw) == clean
 
 
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        # angle brackets around words are text, not HTML
+        ("Goldfish <Carassius auratus>", "Goldfish <Carassius auratus>"),
+        ("Goldfish at <Lake Geneva> today", "Goldfish at <Lake Geneva> today"),
+        ("sizes 3<5 and 7>2 cm", "sizes 3<5 and 7>2 cm"),
+        ("<fish> and <tench/>", "<fish> and <tench/>"),
+        ("<<Goldfish>> in tank", "<<Goldfish>> in tank"),
+        # inline elements leave no space, block elements do
+        ("Ten<b>ch</b> fish", "Tench fish"),
+        ("<I>Tinca</I> tinca<br/>caught<BR>today<p class='x'>more</p>", "Tinca tinca caught today more"),
+        ('<img src="a.jpg" alt="x"/>Tench', "Tench"),
+        # URLs next to other scripts and markup
+        ("金魚 http://x.com/a、とても可愛い", "金魚 、とても可愛い"),
+        ("詳しくはこちらhttp://x.com/a 金魚の写真", "詳しくはこちら 金魚の写真"),
+        ("Website:http://x.com|Blog:http://y.com", "Website:|Blog:"),
+        ("[url=http://x.com]Goldfish bowl[/url]", "[url=]Goldfish bowl[/url]"),
+        ("www.flickr.com/photos/x/123」金魚", "」金魚"),
+        ("Karausche https://de.wikipedia.org/wiki/Karausche_(Fisch) Süßwasser", "Karausche Süßwasser"),
+    ],
+)
+def test_cleaning_keeps_text_that_only_looks_like_markup(raw, clean):
+    assert clean_text(raw) == clean
+
+
 def test_text_without_spaces_is_one_word():
     """The paper's white-space rule: a Japanese title without spaces is one word."""
     assert count_words("東京の公園で金魚を見た") == 1
