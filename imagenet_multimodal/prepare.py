@@ -37,7 +37,7 @@ from . import captions as cap
 from .classes import NUM_CLASSES, read_class_table
 from .io import InputError, atomic_path, file_sha256, read_json, write_json, write_parquet
 from .options import as_path, parse_options
-from .split import default_train_size, split_train, train_bounds
+from .split import PAPER_ELIGIBLE, PAPER_RECORDS, default_train_size, split_train, train_bounds
 from .text import caption_text, clean_text, is_eligible
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,10 @@ def assign_roles(table: pa.Table, *, train_size: int | None, seed: int) -> tuple
     eligible = table["eligible"].to_numpy(zero_copy_only=False)
     labels = table["label"].fill_null(-1).to_numpy()
     if train_size is None:
-        size = default_train_size(int(eligible.sum()))
+        size = default_train_size(int(eligible.sum()), num_records=len(eligible))
+        if len(eligible) >= PAPER_RECORDS:
+            logger.info("prepare: full scale: %d eligible captions (the paper had %d); %d train as in the paper",
+                        int(eligible.sum()), PAPER_ELIGIBLE, size)
         low, high = train_bounds(np.bincount(labels[eligible], minlength=NUM_CLASSES))
         feasible = int(np.clip(size, low.sum(), high.sum()))  # small samples: many classes of <= 100
         if feasible != size:

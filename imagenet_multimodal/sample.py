@@ -48,10 +48,11 @@ from .captions import SYNTHETIC_KEY
 from .classes import NUM_CLASSES, imagenet_classes, offline_texts
 from .io import InputError, atomic_path
 from .options import parse_options
+from .split import PAPER_ELIGIBLE, PAPER_RECORDS
 
 logger = logging.getLogger(__name__)
 
-PAPER_RECORDS, PAPER_WITH_TEXT, PAPER_ELIGIBLE = 463_622, 445_984, 389_598
+PAPER_WITH_TEXT = 445_984
 # eligible kinds and their shares; "relevant" + "described" (about half) are about the class
 ELIGIBLE_KINDS = {"relevant": 0.32, "described": 0.18, "story": 0.14, "other_class": 0.12, "camera": 0.08,
                   "filename": 0.07, "non_latin": 0.09}

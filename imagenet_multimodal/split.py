@@ -1,7 +1,8 @@
 """The train/test split of eligible captions (pure: numpy in, numpy out).
 
-The paper splits 389,598 eligible captions into exactly 300,000 train and 89,598 test. We keep that
-fraction on smaller input, stratify by class (each class gets its share, rounded so that the total
+The paper splits 389,598 eligible captions into exactly 300,000 train and 89,598 test. At full scale
+(the whole ImageNet-Captions file) we take exactly 300,000 too, whatever our cleaning counts as
+eligible; on a smaller input we keep the paper's fraction. We stratify by class (each class gets its share, rounded so that the total
 is exact), and guarantee that a class with at most 100 eligible captions has at least half of them
 in train and at least 20% (rounded up) in test. A class with a single caption cannot have both; it
 goes to train, since a class without training captions cannot be learned.
@@ -13,13 +14,17 @@ import numpy as np
 
 from .io import InputError
 
+PAPER_RECORDS = 463_622  # records in ImageNet-Captions' imagenet_captions.json
 PAPER_ELIGIBLE = 389_598
 PAPER_TRAIN = 300_000
 SMALL_CLASS = 100
 
 
-def default_train_size(num_eligible: int) -> int:
-    """Exactly 300,000 at full scale; the same fraction (rounded) on other sizes."""
+def default_train_size(num_eligible: int, *, num_records: int = 0) -> int:
+    """Exactly 300,000 at full scale (``num_records`` of at least the file's 463,622; at most all the
+    eligible); the paper's fraction, 300,000 / 389,598 of the eligible, rounded, on a smaller input."""
+    if num_records >= PAPER_RECORDS:
+        return min(PAPER_TRAIN, num_eligible)
     return round(num_eligible * PAPER_TRAIN / PAPER_ELIGIBLE)
 
 

@@ -14,6 +14,10 @@ from imagenet_multimodal.split import allocate_train, default_train_size, split_
 def test_paper_sizes():
     assert default_train_size(389_598) == 300_000
     assert default_train_size(3_896) == 3_000
+    # the whole file gives exactly 300,000 train whatever the cleaning counts as eligible
+    for eligible in (389_598, 389_700, 389_450):
+        assert default_train_size(eligible, num_records=463_622) == 300_000
+    assert default_train_size(389_700) == 300_079  # a smaller input keeps the fraction
 
 
 @st.composite
