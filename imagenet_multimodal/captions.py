@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import http.client
 import io
+import json
 import logging
 import os
 import shutil
@@ -98,11 +99,33 @@ def _iter_json_lines(handle: BinaryIO, label: str) -> Iterator[tuple[int | None,
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError as err:
-            raise InputError(f"{label}: not valid JSON at line {number}: {err.msg}") from err
+            record = _lenient_json(line)  # a lone surrogate escape, which orjson refuses
+            if record is None:
+                raise InputError(f"{label}: not valid JSON at line {number}: {err.msg}") from err
         yield number, record
         count += 1
     if not count:
         raise InputError(f"{label}: the file is empty; expected one JSON caption record per line")
+
+
+def _lenient_json(line: bytes) -> Any:
+    """``line`` parsed by the standard library, which accepts a lone UTF-16 surrogate escape
+    (``"\\ud83d"``, half an emoji, as Python's json.dumps writes it) where orjson refuses the whole
+    line; the surrogate becomes "?", as the JSON-list reader (ijson) makes it. None if not JSON."""
+    try:
+        return _replace_lone_surrogates(json.loads(line))
+    except (ValueError, RecursionError):
+        return None
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_replace_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_replace_lone_surrogates(key): _replace_lone_surrogates(item) for key, item in value.items()}
+    return value
 
 
 def _zip_member(archive: zipfile.ZipFile, path: Path) -> str:

@@ -100,6 +100,17 @@ def test_a_utf8_byte_order_mark_is_skipped(tmp_path, name):
         assert _read(tmp_path, name, data) == RECORDS
 
 
+def test_a_lone_surrogate_escape_reads_the_same_in_every_format(tmp_path):
+    """json.dumps writes half an emoji as a lone "\\ud83d" escape: the JSON-list reader makes it "?",
+    and JSON Lines must read the same record, not abort the run."""
+    records = [record(0, 1, title="\ud83d goldfish bowl"), *RECORDS]
+    as_list = _read(tmp_path, "c.json", json.dumps(records).encode())
+    as_lines = _read(tmp_path, "c.jsonl", "\n".join(json.dumps(r) for r in records).encode())
+    assert as_list == as_lines and as_lines[0]["title"] == "? goldfish bowl" and as_lines[1:] == RECORDS
+    with pytest.raises(InputError, match="c.jsonl: not valid JSON at line 2"):
+        _read(tmp_path, "c.jsonl", b'{"title": "a"}\n{"title": \n')
+
+
 def test_utf16_is_named(tmp_path):
     with pytest.raises(InputError, match="got UTF-16 text .* save it as UTF-8"):
         _read(tmp_path, "c.json", json.dumps(RECORDS).encode("utf-16"))
