@@ -107,7 +107,8 @@ class RelevanceConfig(PretrainedConfig):
         self.pooling = pooling
         # what a text-classification pipeline reads to apply sigmoid (the paper's head) or softmax
         if kwargs.get("problem_type") is None:
-            kwargs["problem_type"] = "multi_label_classification" if loss == "sigmoid" else "single_label_classification"
+            kwargs["problem_type"] = ("multi_label_classification" if loss == "sigmoid"
+                                      else "single_label_classification")
         super().__init__(num_labels=num_labels, **kwargs)
 
     @property

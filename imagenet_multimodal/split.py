@@ -2,10 +2,11 @@
 
 The paper splits 389,598 eligible captions into exactly 300,000 train and 89,598 test. At full scale
 (the whole ImageNet-Captions file) we take exactly 300,000 too, whatever our cleaning counts as
-eligible; on a smaller input we keep the paper's fraction. We stratify by class (each class gets its share, rounded so that the total
-is exact), and guarantee that a class with at most 100 eligible captions has at least half of them
-in train and at least 20% (rounded up) in test. A class with a single caption cannot have both; it
-goes to train, since a class without training captions cannot be learned.
+eligible; on a smaller input we keep the paper's fraction. We stratify by class (each class gets
+its share, rounded so that the total is exact), and guarantee that a class with at most 100
+eligible captions has at least half of them in train and at least 20% (rounded up) in test. A
+class with a single caption cannot have both; it goes to train, since a class without training
+captions cannot be learned.
 """
 
 from __future__ import annotations

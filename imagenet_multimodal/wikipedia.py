@@ -105,8 +105,11 @@ def read_pinned_pages(path: str | Path | None = None) -> dict[str, PinnedPage]:
 # ----------------------------------------------------------------------------- cache and fetch
 
 
+_ENTRY_KEYS = ("requested", "status", "title", "url", "revision", "timestamp", "summary", "description")
+
+
 class PageCache:
-    """One JSON file per requested title, written atomically."""
+    """One JSON file per requested title, written atomically; an entry lacking a field is no entry."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -125,7 +128,13 @@ class PageCache:
         except InputError as err:
             logger.warning("wikipedia: ignoring a damaged cache entry: %s", err)
             return None
-        return entry if isinstance(entry, dict) and entry.get("requested") == title else None
+        if not isinstance(entry, dict) or entry.get("requested") != title:
+            return None
+        lacking = [key for key in _ENTRY_KEYS if key not in entry]
+        if lacking:  # edited by hand, or written by older code: fetched again
+            logger.warning("wikipedia: ignoring the cache entry %s: it lacks %s", path, ", ".join(lacking))
+            return None
+        return entry
 
     def put(self, title: str, entry: dict[str, Any]) -> None:
         write_json(entry, self.path(title))
@@ -149,7 +158,9 @@ def _description(page: wikipediaapi.WikipediaPage) -> str | None:
 def fetch_page(wiki: PoliteWikipedia, title: str) -> dict[str, Any]:
     """Fetch one page (one request) and return its cache entry.
 
-    ``status`` is ``ok``, ``missing`` or ``disambiguation``; failures raise :class:`WikipediaError`.
+    ``status`` is ``ok``, ``missing``, ``disambiguation`` or ``section_missing`` (the title redirects
+    to a section the page lacks); failures raise :class:`WikipediaError`. A title that redirects to
+    a section (``Page#Section``) gives that section's text as the summary and no description.
     """
     page = wiki.page(title)
     wiki.last_reply = None
@@ -162,18 +173,28 @@ def fetch_page(wiki: PoliteWikipedia, title: str) -> dict[str, Any]:
     entry = next(iter(query.get("pages", {}).values()), {})
     revision = (entry.get("revisions") or [{}])[0]
     redirects = query.get("redirects") or []
+    # a redirect to a section (Page#Section): the class is that section's topic, not the page's
+    fragment = next((r["tofragment"] for r in redirects if r.get("tofragment")), None)
+    url = entry.get("fullurl")
     if "missing" in entry or "invalid" in entry:
         status = "missing"
     elif "disambiguation" in entry.get("pageprops", {}):
         status = "disambiguation"
     else:
         status = "ok"
+    if status == "ok" and fragment:
+        section = next((body for s in page.sections_by_title(fragment) if (body := _section_body(s))), None)
+        if section is None:
+            status = "section_missing"  # the redirect names a section that the page no longer has
+        summary, description = section or "", None
+        url = f"{url}#{quote(fragment.replace(' ', '_'))}" if url else url
     return {
         "requested": title,
         "status": status,
         "title": entry.get("title"),
         "redirected_from": redirects[0]["from"] if redirects else None,
-        "url": entry.get("fullurl"),
+        "section": fragment,
+        "url": url,
         "revision": revision.get("revid", entry.get("lastrevid")),
         "timestamp": revision.get("timestamp"),
         "summary": summary if status == "ok" else "",
@@ -252,6 +273,8 @@ def make_client(*, contact: str | None, max_tries: int = 5) -> PoliteWikipedia:
 
 def _unusable(entry: dict[str, Any]) -> str | None:
     """Why a cached page gives no class text, or None."""
+    if entry["status"] == "section_missing":
+        return f"redirects to section {entry.get('section')!r} of {entry['title']!r}, which that page lacks"
     if entry["status"] != "ok":
         return f"{entry['status']} page"
     return None if entry.get("summary") or entry.get("description") else "empty summary and no Description section"

@@ -49,10 +49,11 @@ class TitleInfo:
     """What the wiki says about one asked title."""
 
     asked: str
-    title: str  # after normalisation and redirects
+    title: str  # after normalisation and redirects (a redirect to a section stays the redirect's title)
     exists: bool
     disambiguation: bool
     redirected: bool
+    section: str | None = None  # "Page#Section" that a section redirect leads to
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,19 @@ def lookup_titles(wiki: PoliteWikipedia, titles: Sequence[str]) -> dict[str, Tit
         query = reply.get("query", {})
         normalized = {n["from"]: n["to"] for n in query.get("normalized", [])}
         redirects = {r["from"]: r["to"] for r in query.get("redirects", [])}
+        fragments = {r["from"]: r["tofragment"] for r in query.get("redirects", []) if r.get("tofragment")}
         pages = {p.get("title"): p for p in query.get("pages", {}).values()}
         for title in batch:
             name = normalized.get(title, title)
             target = redirects.get(name, name)
             page = pages.get(target, {"missing": ""})
+            section = f"{target}#{fragments[name]}" if name in fragments else None
             found[title] = TitleInfo(
-                asked=title, title=target,
+                # the page's lead describes a broader topic: keep the redirect, which fetch follows to the section
+                asked=title, title=name if section else target,
                 exists="missing" not in page and "invalid" not in page,
                 disambiguation="disambiguation" in page.get("pageprops", {}),
-                redirected=target != name,
+                redirected=target != name, section=section,
             )
     return found
 
@@ -115,6 +119,8 @@ def propose(cls: ImageNetClass, found: dict[str, TitleInfo]) -> Proposal | None:
             continue
         how = "redirect" if info.redirected else "exact"
         note = f"lemma {index + 1} {lemma!r}" + (f"; disambiguation: {', '.join(skipped)}" if skipped else "")
+        if info.section:
+            note += f"; redirects to the section {info.section} (its text is the class text)"
         return Proposal(cls.wnid, info.title, how, note)
     return None
 

@@ -119,8 +119,9 @@ def test_text_classification_pipeline_gives_the_model_probabilities(encoder, bat
     load_tokenizer(str(encoder)).save_pretrained(tmp_path)
     classify = pipeline("text-classification", model=str(tmp_path), top_k=3, device="cpu")
     model = AutoModel.from_pretrained(tmp_path).eval()
+    batch = load_tokenizer(str(tmp_path))(["tench fish photo"], return_tensors="pt")
     with torch.no_grad():
-        p = model.probabilities(model(**load_tokenizer(str(tmp_path))(["tench fish photo"], return_tensors="pt")).logits)[0]
+        p = model.probabilities(model(**batch).logits)[0]
     top = torch.topk(p, 3)
     result = classify(["tench fish photo"])[0]
     assert [r["label"] for r in result] == [names[i] for i in top.indices.tolist()]

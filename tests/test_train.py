@@ -205,7 +205,8 @@ def test_resume_needs_as_many_processes(work, encoder):
     state = json.loads(state_file.read_text())
     assert state["world_size"] == 1
     state_file.write_text(json.dumps(state | {"world_size": 2}))
-    with pytest.raises(InputError, match="made by 2 training processes, resumed by 1; launch it with --num_processes 2"):
+    expected = "made by 2 training processes, resumed by 1; launch it with --num_processes 2"
+    with pytest.raises(InputError, match=expected):
         _run(work, encoder, *common, "--resume", "latest")
 
 

@@ -8,6 +8,7 @@ sleeping is recorded instead of done.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections import Counter
 from collections.abc import Callable
@@ -212,6 +213,53 @@ def test_non_ascii_title_cached_under_a_safe_name(tmp_path):
     assert report.fetched == ["Consommé"] and fake.calls[0]["titles"] == "Consommé"
     path = cache.path("Consommé")
     assert path.exists() and path.name.isascii() and cache.get("Consommé")["summary"].startswith("Consommé")
+
+
+CARP = ("Carp are fish of the family Cyprinidae.\n\n\n== Description ==\nCarp are large.\n\n\n"
+        "== Crucian carp ==\nThe crucian carp is a small carp of European ponds.\n\n\n== Uses ==\nFood.")
+
+
+def _section_redirect(fragment: str) -> dict:
+    reply = query_reply(page_json("Carp", CARP))
+    reply["query"]["redirects"] = [{"from": "Crucian", "to": "Carp", "tofragment": fragment}]
+    return reply
+
+
+def test_a_redirect_to_a_section_gives_that_sections_text():
+    """'Crucian' -> 'Carp#Crucian carp': the page's lead and Description describe carp in general."""
+    entry = fetch_page(client(FakeWiki({"Crucian": _section_redirect("Crucian carp")})), "Crucian")
+    assert entry["status"] == "ok" and entry["section"] == "Crucian carp"
+    assert entry["summary"] == "The crucian carp is a small carp of European ponds." and entry["description"] is None
+    assert entry["url"] == "https://en.wikipedia.org/wiki/Carp#Crucian_carp"
+    gone = fetch_page(client(FakeWiki({"Crucian": _section_redirect("Golden carp")})), "Crucian")
+    assert gone["status"] == "section_missing" and gone["summary"] == ""
+    assert "redirects to section 'Golden carp' of 'Carp'" in wikipedia._unusable(gone)
+
+
+def test_resolve_keeps_a_section_redirect_and_says_where_it_leads():
+    class Fake(FakeWiki):
+        def __call__(self, request):
+            self.calls.append(dict(request.url.params))
+            reply = _section_redirect("Crucian carp")
+            reply["query"]["pages"] = {"5": {"pageid": 5, "ns": 0, "title": "Carp"}}
+            return httpx.Response(200, json=reply)
+
+    found = wikipedia_resolve.lookup_titles(client(Fake()), ["Crucian"])
+    assert found["Crucian"].title == "Crucian" and found["Crucian"].section == "Carp#Crucian carp"
+    cls = dataclasses.replace(imagenet_classes()[1], lemmas=("Crucian",))
+    proposal = wikipedia_resolve.propose(cls, found)
+    assert proposal.title == "Crucian" and "redirects to the section Carp#Crucian carp" in proposal.note
+
+
+def test_a_cache_entry_lacking_a_field_is_fetched_again(tmp_path, caplog):
+    cache = PageCache(tmp_path)
+    fake = FakeWiki()
+    entries, _ = collect_pages(["Tench"], cache=cache, connect=lambda: client(fake))
+    old = {k: v for k, v in entries["Tench"].items() if k != "timestamp"}
+    cache.put("Tench", old)
+    assert cache.get("Tench") is None and "lacks timestamp" in caplog.text
+    entries, report = collect_pages(["Tench"], cache=cache, connect=lambda: client(fake))
+    assert report.fetched == ["Tench"] and entries["Tench"]["timestamp"] == "2024-05-30T12:34:56Z"
 
 
 # ----------------------------------------------------------------------------- faults
