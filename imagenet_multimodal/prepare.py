@@ -274,6 +274,11 @@ def _fingerprint(options: PrepareOptions, captions_path: Path, classes_path: Pat
     }
 
 
+def _relative_to(path: Path, work: Path) -> str:
+    """``path`` relative to the work folder when inside it (it moves with the folder), else absolute."""
+    return str(path.relative_to(work)) if path.is_relative_to(work) else str(path)
+
+
 def _output_digests(work: Path) -> dict[str, str] | None:
     """SHA-256 of every output (``captions.parquet``, ``pairs/*``): a rerun skips only when they are
     the files this run wrote (a killed rerun with other options can leave a new captions.parquet
@@ -327,7 +332,8 @@ def run(options: PrepareOptions) -> dict[str, Any]:
                  for split in ("train", "test")}
 
     stats = summarize(table, classes, num_records=num_records, pairs=pairs)
-    stats.update(train_size=train_size, captions_file=str(captions_path.resolve()), fingerprint=fingerprint,
+    stats.update(train_size=train_size, captions_file=_relative_to(captions_path.resolve(), work.resolve()),
+                 fingerprint=fingerprint,
                  outputs=_output_digests(work),
                  synthetic=_is_synthetic(captions_path, counts["synthetic_records"]),
                  synthetic_records=counts["synthetic_records"])

@@ -234,18 +234,21 @@ def truth_file(options: ScoreOptions) -> Path | None:
 
     stats_path = options.work / "prepare_stats.json"
     stats = read_json(stats_path) if stats_path.exists() else {}
-    path = truth_path(Path(stats["captions_file"])) if stats.get("captions_file") else None
-    if path is not None and path.exists():
-        return path
+    if not stats.get("captions_file"):
+        return None
+    source = Path(stats["captions_file"])
+    # relative to the work folder (a sample inside it moves with it); older folders: to where prepare ran
+    for candidate in ([options.work / source, source] if not source.is_absolute() else [source]):
+        if truth_path(candidate).exists():
+            return truth_path(candidate)
     if stats.get("synthetic"):
         logger.warning("score: the synthetic sample's ground truth %s is gone: no report of the filter against it",
-                       path)
+                       truth_path(source))
     return None
 
 
-def read_truth(options: ScoreOptions) -> pa.Table | None:
-    """Ground truth (image_id, relevant) from :func:`truth_file`, checked; ``None`` when there is none."""
-    path = truth_file(options)
+def read_truth(path: Path | None) -> pa.Table | None:
+    """Ground truth (image_id, relevant) from ``path`` (:func:`truth_file`), checked; ``None`` for none."""
     if path is None:
         return None
     import pyarrow.csv
@@ -352,7 +355,7 @@ def _fingerprint(options: ScoreOptions, captions: pa.Table, classes: pa.Table, m
     return {"model": file_sha256(options.model / "model.safetensors"), "captions": scored_captions_digest(captions),
             "classes": _digest([classes[name].to_pylist() for name in ("summary", "description", "lemmas")]),
             **{k: getattr(options, k) for k in keep}, "mixed_precision": mixed_precision,
-            "truth": f"{truth.resolve()}:{file_sha256(truth)}" if truth else None}
+            "truth": file_sha256(truth) if truth else None}
 
 
 def run(options: ScoreOptions) -> dict[str, Any]:
@@ -363,14 +366,15 @@ def run(options: ScoreOptions) -> dict[str, Any]:
     if not (options.model / "model.safetensors").exists():
         raise InputError(f"{options.model}: no trained relevance model; run `imagenet-multimodal train` first")
     mixed_precision = precision(options)
-    fingerprint = _fingerprint(options, captions, classes, mixed_precision, truth_file(options))
+    truth_source = truth_file(options)
+    fingerprint = _fingerprint(options, captions, classes, mixed_precision, truth_source)
     stats_path = work / "score_stats.json"
     if not options.force and stats_path.exists() and (work / "scores.parquet").exists():
         previous = read_json(stats_path)
         if previous.get("fingerprint") == fingerprint:
             logger.info("score: up to date (%s); --force recomputes", stats_path)
             return previous
-    truth = read_truth(options)  # checked before the model pass, which can take hours
+    truth = read_truth(truth_source)  # checked before the model pass, which can take hours
     class_texts = [" ".join(p for p in (s, d) if p) for s, d in
                    zip(classes["summary"].to_pylist(), classes["description"].to_pylist())]
     accelerator = _accelerator(mixed_precision)

@@ -104,6 +104,8 @@ def test_captions_file_is_recorded_absolute(work, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     stats = run(PrepareOptions(work=work, captions="captions.json"))
     assert stats["captions_file"] == str(tmp_path.resolve() / "captions.json")
+    write_captions(work / "inside.json", _good_records({0: 31, 1: 30}))  # inside WORK: moves with it
+    assert run(PrepareOptions(work=work, captions=work / "inside.json"))["captions_file"] == "inside.json"
 
 
 def test_missing_captions_file_is_named(work, tmp_path):

@@ -155,6 +155,28 @@ def test_new_class_texts_are_scored_again(trained, tmp_path):
     assert any(before["name_match"].to_pylist()) and not any(after["name_match"].to_pylist())
 
 
+def test_a_moved_work_folder_keeps_its_ground_truth(trained, tmp_path, caplog):
+    """A sample written inside the work folder (as the demo does) is recorded relative to it, so the
+    report against its ground truth survives moving the folder; the missing truth is warned once."""
+    from imagenet_multimodal.sample import truth_path
+
+    work = _copy(trained, tmp_path)
+    for name in ("sample.json", truth_path("sample.json").name):
+        shutil.copy(trained.parent / name, work / name)
+    stats = json.loads((work / "prepare_stats.json").read_text())
+    (work / "prepare_stats.json").write_text(json.dumps({**stats, "captions_file": "sample.json"}))
+    moved = tmp_path / "elsewhere" / "work"
+    moved.parent.mkdir()
+    work.rename(moved)
+    run_score(ScoreOptions(work=moved))
+    assert (moved / "score_report.json").exists()
+    truth_path(moved / "sample.json").unlink()
+    caplog.set_level("WARNING")
+    run_score(ScoreOptions(work=moved, low=0.3))
+    assert not (moved / "score_report.json").exists()
+    assert caplog.text.count("ground truth") == 1
+
+
 def test_no_model_and_wrong_label_count(trained, tmp_path):
     work = _copy(trained, tmp_path)
     shutil.rmtree(work / "model")
