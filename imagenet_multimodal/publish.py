@@ -56,6 +56,10 @@ def read_score_stats(work: Path) -> dict[str, Any]:
     return read_json(require_file(work / "score_stats.json", made_by=f"score --work {work}"))
 
 
+class StaleScores(InputError):
+    """``scores.parquet`` was made from other captions or another model than the work folder holds now."""
+
+
 def read_scores(work: Path, captions: pa.Table) -> pa.Table:
     """``scores.parquet`` in :data:`schema.SCORE_SCHEMA`, checked to come from ``captions`` (the
     work folder's captions.parquet) and the model now in ``work``: after a rerun of ``prepare`` or
@@ -65,11 +69,11 @@ def read_scores(work: Path, captions: pa.Table) -> pa.Table:
     fingerprint = stats.get("fingerprint") or {}
     rerun = f"rerun `imagenet-multimodal score --work {work}`"
     if fingerprint.get("captions") != schema.scored_captions_digest(captions):
-        raise InputError(f"{work / 'scores.parquet'}: made from another captions.parquet (prepare ran again "
+        raise StaleScores(f"{work / 'scores.parquet'}: made from another captions.parquet (prepare ran again "
                          f"since score, or the scores were not made by `score`); {rerun}")
     model = Path(stats.get("model_path") or work / "model") / "model.safetensors"
     if model.exists() and fingerprint.get("model") != file_sha256(model):
-        raise InputError(f"{work / 'scores.parquet'}: made with another model than {model} (train ran again "
+        raise StaleScores(f"{work / 'scores.parquet'}: made with another model than {model} (train ran again "
                          f"since score); {rerun}")
     return scores.select(schema.SCORE_SCHEMA.names).cast(schema.SCORE_SCHEMA)
 

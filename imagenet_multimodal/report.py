@@ -209,7 +209,17 @@ def build_report(work: Path) -> str:
     if (work / "model" / "metrics.json").exists():
         parts.append(training_section(read_json(work / "model" / "metrics.json")))
     if (work / "scores.parquet").exists() and (work / "score_stats.json").exists():
-        scores = read_parquet(work / "scores.parquet", made_by=f"score --work {work}")
+        from .publish import StaleScores, read_scores
+
+        try:  # scores of other captions would be shown next to the wrong texts
+            scores = read_scores(work, read_parquet(work / "captions.parquet", made_by=f"prepare --work {work}"))
+        except StaleScores as err:
+            logger.warning("report: %s; the report leaves the scores out", err)
+            parts.append(f'<p class="banner">No score sections: {html.escape(str(err))}.</p>')
+            scores = None
+    else:
+        scores = None
+    if scores is not None:
         parts.append(score_section(scores, read_json(work / "score_stats.json")))
         if (work / "score_report.json").exists():
             parts.append(evaluation_section(read_json(work / "score_report.json")))

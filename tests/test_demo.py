@@ -120,6 +120,22 @@ def test_report_names_a_damaged_input(demo, tmp_path):
         run_report(ReportOptions(work=work))
 
 
+def test_report_leaves_out_scores_of_other_captions(demo, tmp_path):
+    """After prepare ran again, scores.parquet's records name other captions: the report says so
+    and shows no scores (it crashed, or showed scores next to the wrong texts)."""
+    from imagenet_multimodal.report import ReportOptions
+    from imagenet_multimodal.report import run as run_report
+
+    options, _ = demo
+    work = tmp_path / "work"
+    shutil.copytree(options.work, work, ignore=shutil.ignore_patterns("hub*", "report", "checkpoints"))
+    captions = pq.read_table(work / "captions.parquet")
+    pq.write_table(captions.slice(0, captions.num_rows // 2), work / "captions.parquet")
+    page = run_report(ReportOptions(work=work)).read_text()
+    assert "No score sections" in page and "made from another captions.parquet" in page
+    assert "Examples" not in page
+
+
 def test_a_demo_whose_filter_kept_nothing_still_writes_its_report(demo, monkeypatch):
     """The report (p_correct distribution) is how one sees an unconverged model: it comes before
     publish, which refuses an empty filter; the error says what to change in the demo."""
