@@ -51,7 +51,9 @@ class ScoreOptions:
     work: Path = field(metadata={"help": "work folder"})
     model: Path | None = field(default=None, metadata={"help": "relevance model folder (default WORK/model)"})
     folds: int = field(default=1, metadata={"help": "K > 1: out-of-fold scores from K cross-fitted models"})
-    low: float = field(default=0.5, metadata={"help": "lower threshold: drop captions with p_correct below it"})
+    low: float = field(default=0.5, metadata={
+        "help": "lower threshold: drop captions with p_correct below it (--mode fixed; calibrated drops below "
+                "the class's threshold instead); the smooth curve starts at it"})
     high: float = field(default=0.9, metadata={"help": "upper threshold: relevance 1 above it"})
     curve: str = field(default="linear", metadata={"help": "relevance curve", "choices": list(rules.CURVES)})
     mode: str = field(default="fixed", metadata={
@@ -422,9 +424,10 @@ def _finish(options: ScoreOptions, captions: pa.Table, classes: pa.Table,
     if truth is not None:
         stats["report"] = _report(captions, truth, labels, signals, options, name_match, report_path)
     write_json(stats, work / "score_stats.json")
-    logger.info("score: %d captions, %s (%s probabilities, %s rule, low %.2f, high %.2f, %s curve)",
+    low = f"low {options.low:.2f}, " if options.mode == "fixed" or options.curve == "smooth" else ""
+    logger.info("score: %d captions, %s (%s probabilities, %s rule, %shigh %.2f, %s curve)",
                 len(reasons), ", ".join(f"{k} {v}" for k, v in counts.items()), options.published,
-                options.mode, options.low, options.high, options.curve)
+                options.mode, low, options.high, options.curve)
     return stats
 
 
