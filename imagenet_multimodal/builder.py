@@ -180,10 +180,11 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
         """Describe what the artifacts really hold (real or synthetic captions, the class texts' sources);
         a folder that does not say gets a neutral description. Labels only: an unreadable file here
         is a warning (the stage that reads it names it), so a cached dataset still loads."""
+        kind, folder = self._artifacts  # no such folder, or a repo that cannot be fetched: said here, once
         try:
-            labels = publish.release_labels(*self._artifacts)
+            labels = publish.release_labels(kind, folder)
         except (InputError, OSError, ValueError, pa.ArrowException) as err:
-            logger.warning("cannot tell what %s holds (%s); its description stays generic", self._artifacts[1], err)
+            logger.warning("cannot tell what %s holds (%s); its description stays generic", folder, err)
             labels = None
         if labels is None:
             info.description, info.license = publish.UNLABELLED_DESCRIPTION, publish.UNLABELLED_LICENSE
@@ -201,6 +202,12 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
             data_dir = str(Path(data_dir).expanduser()) if data_dir else data_dir
             if not data_dir or not Path(data_dir).exists():
                 raise datasets.exceptions.ManualDownloadError(f"data_dir={data_dir!r} not found. {_IMAGENET_HELP}")
+            from .images import locate
+
+            try:  # a folder without images: said before any split is generated
+                locate(data_dir)
+            except InputError as err:
+                raise datasets.exceptions.ManualDownloadError(str(err)) from err
         return [
             datasets.SplitGenerator(name=split, gen_kwargs={"split": split, "data_dir": data_dir})
             for split in schema.splits(self._base)
@@ -237,7 +244,8 @@ class ImagenetMultimodal(datasets.GeneratorBasedBuilder):
                                                 revision=self._revision))
             except (HfHubHTTPError, OfflineModeIsEnabled, _TransportError, OSError, ValueError) as err:
                 raise InputError(f"artifacts={spec!r}: no such local folder, and fetching the Hub dataset repo "
-                                 f"{spec} failed: {err}") from err
+                                 f"{spec} failed: {err}. Until a release is published, pass artifacts= a work "
+                                 "folder or a folder written by `imagenet-multimodal publish`") from err
         if (folder / "captions.parquet").exists():
             return "work", folder
         if (folder / "data").is_dir():

@@ -134,7 +134,8 @@ def test_builder_describes_what_the_folder_holds(published, tmp_path, monkeypatc
     assert "Flickr captions" in builder.info.description  # not downloaded yet: the release's wording
     streamed = builder.as_streaming_dataset(split="train")
     assert "synthetic demo sample" in streamed.info.description
-    assert downloads[-1]["revision"] is None and builder.hash == "hub"  # offline (HF_HUB_OFFLINE): the cached snapshot
+    # offline (HF_HUB_OFFLINE): keyed by the cached snapshot, and that is the revision read
+    assert downloads[-1]["revision"] == "hub" and builder.hash == "hub"
     # a folder that does not say what it holds is described neutrally; a damaged label file is a warning
     bare = tmp_path / "bare"
     shutil.copytree(work / "hub", bare)
@@ -304,7 +305,7 @@ def test_shards_and_row_groups_respect_limits(published, tmp_path):
     for shard in shards:  # limits hold by average row size; rows differ in size a little
         parquet = pq.ParquetFile(shard)
         assert pq.read_table(shard).nbytes <= 1.2 * (table.nbytes // 3)
-        assert parquet.metadata.num_row_groups >= 2
+        assert parquet.metadata.num_row_groups >= 2 or shard == shards[-1]  # the last: what was left over
         assert all(parquet.read_row_group(i).nbytes <= 1.2 * (table.nbytes // 10)
                    for i in range(parquet.metadata.num_row_groups))
 
@@ -382,9 +383,9 @@ def test_data_dir_without_a_layout_names_what_it_looked_for(published, tmp_path)
     (tmp_path / "empty").mkdir()
     builder = ImagenetMultimodal(config_name="images-filtered", artifacts=str(published[0]),
                                  data_dir=str(tmp_path / "empty"), cache_dir=str(tmp_path / "c"))
-    with pytest.raises(datasets.exceptions.DatasetGenerationError) as err:
+    with pytest.raises(datasets.exceptions.ManualDownloadError, match=r"empty: no ImageNet train images.*"
+                                                                     r"ILSVRC2012_img_train\.tar"):
         builder.download_and_prepare()
-    assert "ILSVRC2012_img_train.tar" in str(err.value.__cause__)
 
 
 def test_publish_refuses_an_empty_filter(published, tmp_path):
