@@ -80,6 +80,8 @@ class ImagenetMultimodalConfig(datasets.BuilderConfig):
         """Options that cannot apply are an :class:`InputError` (``datasets`` sets the keyword
         arguments on a copy of a predefined config, so ``__post_init__`` never sees them)."""
         if self.min_relevance is not None:
+            if isinstance(self.min_relevance, bool) or not isinstance(self.min_relevance, (int, float)):
+                raise InputError(f"min_relevance: expected a number in [0, 1], got {self.min_relevance!r}")
             if not 0.0 <= self.min_relevance <= 1.0:  # NaN fails this too
                 raise InputError(f"min_relevance: expected a value in [0, 1], got {self.min_relevance}")
             if schema.IMAGE_CONFIGS.get(self.name, self.name) != "filtered":

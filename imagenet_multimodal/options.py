@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Sequence
@@ -83,7 +84,10 @@ def _read_config(cls: type, path: Path) -> dict:
         raise InputError(f"--config {path}: no such file; expected a JSON object of options")
     config = read_json(path)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "work"}
-    unknown = sorted(set(config) - set(fields)) if isinstance(config, dict) else ["(not an object)"]
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: expected a JSON object of options, got {type(config).__name__} "
+                         f"{json.dumps(config)[:80]}")
+    unknown = sorted(set(config) - set(fields))
     if unknown:
         raise InputError(f"{path}: unknown options {unknown}; expected some of {sorted(fields)}")
     hints = typing.get_type_hints(cls)

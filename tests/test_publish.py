@@ -199,6 +199,8 @@ def test_a_missing_folder_that_looks_like_a_repo_id_says_both(published, tmp_pat
 def test_builder_options_are_checked(published):
     with pytest.raises(InputError, match=r"min_relevance: expected a value in \[0, 1\], got 2.0"):
         ImagenetMultimodal(config_name="filtered", artifacts=str(published[0]), min_relevance=2.0)
+    with pytest.raises(InputError, match=r"min_relevance: expected a number in \[0, 1\], got '0.5'"):
+        ImagenetMultimodal(config_name="filtered", artifacts=str(published[0]), min_relevance="0.5")
     with pytest.raises(InputError, match="config 'captions' does not"):
         ImagenetMultimodal(config_name="captions", artifacts=str(published[0]), min_relevance=0.5)
     missing = ImagenetMultimodal(config_name="filtered", artifacts="./no/such-folder")  # not a repo id either

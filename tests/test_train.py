@@ -365,6 +365,9 @@ def test_bad_options_and_config(tmp_path):
         with pytest.raises(InputError, match=f"{flag}: expected {expected}"):
             train.parse_args(["--work", str(tmp_path), flag, value])
     bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"bad\.json: expected a JSON object of options, got list \[1, 2\]"):
+        train.parse_args(["--work", str(tmp_path), "--config", str(bad)])
     bad.write_text('{"epochs": 2, "learning_rat": 1}')
     with pytest.raises(InputError, match="learning_rat"):
         train.parse_args(["--work", str(tmp_path), "--config", str(bad)])
