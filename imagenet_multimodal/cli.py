@@ -42,6 +42,9 @@ def run_stage(stage_main, argv: Sequence[str] | None) -> int:
     :class:`InputError` exits 2, an operating-system error (a path that is a file, a full disk) 1,
     Ctrl-C 130 (what was written stays consistent: writes are atomic, training checkpoints)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.disable_propagation()  # it prints through its own handler: not twice (its retries, say)
     try:
         return stage_main(argv)
     except InputError as err:

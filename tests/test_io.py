@@ -142,3 +142,19 @@ def test_a_failed_folder_swap_keeps_the_old_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(io.os, "replace", real)
     assert calls[0][0] == folder and (folder / "README.md").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub"]
+
+
+def test_library_log_lines_print_once():
+    """huggingface_hub logs through its own handler (its retries, say) and also propagated to the
+    stage's: each line came out twice."""
+    import subprocess
+    import sys
+
+    code = ("from huggingface_hub.utils import logging as hub_logging\n"
+            "from imagenet_multimodal.cli import run_stage\n"
+            "def stage(argv):\n"
+            "    hub_logging.get_logger('huggingface_hub.file_download').warning('Retrying in 1s [Retry 1/5].')\n"
+            "    return 0\n"
+            "raise SystemExit(run_stage(stage, []))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr.count("Retrying in 1s") == 1, done.stderr
