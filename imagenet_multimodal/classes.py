@@ -180,9 +180,10 @@ def read_class_texts(path: str | Path) -> dict[str, ClassText]:
     if rows and not {"wnid", "text"} <= rows[0].keys():
         raise InputError(f"{path}: expected columns 'wnid' and 'text', found {sorted(rows[0])}")
     texts: dict[str, ClassText] = {}
+    lines = {".csv": 2, ".jsonl": 1, ".ndjson": 1}.get(path.suffix.lower())  # the first row's line
     for index, row in enumerate(rows):
         wnid, text = row["wnid"], row["text"]
-        where = f"{path}: row {index}"
+        where = f"{path}: line {index + lines}" if lines else f"{path}: row {index} (counted from 0)"
         if wnid not in known:
             raise InputError(f"{where} field 'wnid': {wnid!r} is not an ImageNet-1k class")
         if wnid in texts:

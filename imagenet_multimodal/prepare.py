@@ -120,7 +120,8 @@ def bucket_records(
             rows.append(_good_row(index, record, known_wnids, tags))
         elif strict:
             reason, name, detail = problem
-            where = f"record {index}" if line is None else f"line {line}"
+            # a JSON list's records count from 0, as captions.parquet's record column does
+            where = f"record {index} (counted from 0)" if line is None else f"line {line}"
             field_name = f" field {name!r}" if name else ""
             raise InputError(f"{path}: {where}{field_name}: {detail} [{reason}]")
         else:

@@ -71,11 +71,11 @@ def test_user_class_texts_override(tmp_path, suffix):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("wnid,text\nn99999999,hello there\n", r"row 0 field 'wnid': 'n99999999' is not an ImageNet-1k class"),
-        ("wnid,text\nn01440764,a b\nn01440764,c d\n", r"row 1 field 'wnid': n01440764 appears twice"),
+        ("wnid,text\nn99999999,hello there\n", r"line 2 field 'wnid': 'n99999999' is not an ImageNet-1k class"),
+        ("wnid,text\nn01440764,a b\nn01440764,c d\n", r"line 3 field 'wnid': n01440764 appears twice"),
         ("wnid,body\nn01440764,hello\n", r"expected columns 'wnid' and 'text'"),
-        ('wnid,text\nn01440764,"  "\n', r"row 0 field 'text': expected a non-empty string"),
-        ("wnid,text,source\nn01440764,a fish,7\n", r"row 0 field 'source': expected a string, got 7"),
+        ('wnid,text\nn01440764,"  "\n', r"line 2 field 'text': expected a non-empty string"),
+        ("wnid,text,source\nn01440764,a fish,7\n", r"line 2 field 'source': expected a string, got 7"),
     ],
 )
 def test_bad_class_texts(tmp_path, content, message):

@@ -70,7 +70,7 @@ def test_strict_names_record_and_field(work, tmp_path, reason, field, make):
     with pytest.raises(InputError) as err:
         run(PrepareOptions(work=work, captions=path, strict=True))
     message = str(err.value)
-    assert str(path) in message and "record 3" in message and reason in message
+    assert str(path) in message and "record 3 (counted from 0)" in message and reason in message
     if reason != "not_an_object":
         assert f"field {field!r}" in message
 
@@ -78,7 +78,7 @@ def test_strict_names_record_and_field(work, tmp_path, reason, field, make):
 def test_strict_duplicate_filename(work, tmp_path):
     good = _good_records({0: 3})
     path = write_captions(tmp_path / "c.json", [*good, dict(good[1])])
-    with pytest.raises(InputError, match=r"record 3 field 'filename'.*duplicate_filename"):
+    with pytest.raises(InputError, match=r"record 3 \(counted from 0\) field 'filename'.*duplicate_filename"):
         run(PrepareOptions(work=work, captions=path, strict=True))
 
 
@@ -320,4 +320,4 @@ def test_strict_jsonl_error_names_the_line_and_leaves_out_an_empty_field(work, t
     listed = write_captions(tmp_path / "c.json", [*good, ["not", "a record"]])
     with pytest.raises(InputError) as err:
         run(PrepareOptions(work=work, captions=listed, strict=True))
-    assert str(err.value) == f"{listed}: record 3: expected an object, got list [not_an_object]"
+    assert str(err.value) == f"{listed}: record 3 (counted from 0): expected an object, got list [not_an_object]"
