@@ -113,9 +113,13 @@ def _lenient_json(line: bytes) -> Any:
     (``"\\ud83d"``, half an emoji, as Python's json.dumps writes it) where orjson refuses the whole
     line; the surrogate becomes "?", as the JSON-list reader (ijson) makes it. None if not JSON."""
     try:
-        return _replace_lone_surrogates(json.loads(line))
+        return _replace_lone_surrogates(json.loads(line, parse_constant=_no_constant))
     except (ValueError, RecursionError):
         return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # the standard library would take NaN and Infinity
 
 
 def _replace_lone_surrogates(value: Any) -> Any:

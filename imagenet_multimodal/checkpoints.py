@@ -108,6 +108,12 @@ def run_key(options) -> dict:
     return key | {"inputs": inputs}
 
 
+def _same_run(recorded: dict) -> dict:
+    """A recorded run key without the options that are run-only now (older checkpoints and metrics
+    recorded the work and output paths, say): what :func:`run_key` is compared with."""
+    return {k: v for k, v in recorded.items() if k not in RUN_ONLY_OPTIONS}
+
+
 def input_digest(work: Path) -> str:
     """SHA-256 over the training inputs in ``work``: ``pairs/*.parquet``, ``captions.parquet`` (the
     test captions) and ``classes.parquet`` (label names), those present; file hashes are remembered
@@ -140,7 +146,7 @@ def find_resume(options, accelerator: Accelerator) -> Path | None:
         path = None if options.resume == "no" else Path(options.resume)
     if path is not None and not (path / "trainer_state.json").is_file():
         raise InputError(f"--resume {path}: not a checkpoint folder (no trainer_state.json)")
-    if path is not None and read_json(path / "trainer_state.json").get("options") != run_key(options):
+    if path is not None and _same_run(read_json(path / "trainer_state.json").get("options") or {}) != run_key(options):
         if options.resume != "auto":
             raise InputError(f"--resume {path}: the checkpoint was made with other training options or inputs")
         logger.warning("train: %s was made with other options or inputs; starting afresh", path)
@@ -178,8 +184,7 @@ def finished_run(options) -> dict | None:
     if options.force or options.resume != "auto" or not path.exists():
         return None
     metrics = read_json(path)
-    same = {k: v for k, v in metrics.get("options", {}).items() if k not in RUN_ONLY_OPTIONS}
-    same["inputs"] = metrics.get("inputs")
+    same = _same_run(metrics.get("options", {})) | {"inputs": metrics.get("inputs")}
     if metrics.get("finished") and same == run_key(options):
         return metrics
     if metrics.get("finished"):

@@ -120,7 +120,8 @@ def push_folder(
         if additions or stale:
             api.create_commit(repo_id, repo_type=repo_type, commit_message=f"Upload {folder.name}",
                               operations=[*additions, *(CommitOperationDelete(path_in_repo=name) for name in stale)])
-    except (HfHubHTTPError, HFValidationError, _TransportError, OSError) as err:  # HTTP, bad repo id, no host
+    # HTTP, bad repo id, no host; the LFS batch API's refusals (ValueError) and Xet's errors (RuntimeError)
+    except (HfHubHTTPError, HFValidationError, _TransportError, OSError, ValueError, RuntimeError) as err:
         raise InputError(f"uploading {folder} to {repo_type} repo {repo_id} failed: {err}") from err
     counts = {"uploaded": len(todo), "skipped": len(local) - len(todo), "deleted": len(stale)}
     logger.info("hub: %s: one commit: %d uploaded, %d already there, %d stale deleted", repo_id, *counts.values())

@@ -192,11 +192,13 @@ def iter_images(
     reader = {"parquet": _iter_parquet, "tar": _iter_tar, "folder": _iter_folder}[layout]
     remaining = len(wanted) if wanted is not None else None
     seen: set[str] = set()  # an id read twice (old shards beside new ones, x.JPEG and x.png) is yielded once
-    repeats: list[str] = []
+    repeats, examples = 0, []
     with contextlib.closing(reader(sources, wanted)) as images:  # closes open files on an early stop
         for key, image in images:
             if key in seen:
-                repeats.append(image["path"])
+                repeats += 1
+                if len(examples) < 3:
+                    examples.append(image["path"])
                 continue
             seen.add(key)
             yield key, image
@@ -206,7 +208,7 @@ def iter_images(
                     break
     if repeats:
         logger.warning("images: %d image(s) under %s repeat an id read before and were skipped (the first copy "
-                       "is kept), e.g. %s; are two downloads side by side?", len(repeats), data_dir, repeats[:3])
+                       "is kept), e.g. %s; are two downloads side by side?", repeats, data_dir, examples)
     logger.info("images: read %d image(s) from %s (%s layout)", len(seen), data_dir, layout)
 
 

@@ -131,6 +131,8 @@ class PageCache:
         if not isinstance(entry, dict) or entry.get("requested") != title:
             return None
         lacking = [key for key in _ENTRY_KEYS if key not in entry]
+        if entry.get("redirected_from") and "section" not in entry:
+            lacking.append("section")  # a redirect cached before section redirects were told apart
         if lacking:  # edited by hand, or written by older code: fetched again
             logger.warning("wikipedia: ignoring the cache entry %s: it lacks %s", path, ", ".join(lacking))
             return None

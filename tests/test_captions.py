@@ -109,6 +109,8 @@ def test_a_lone_surrogate_escape_reads_the_same_in_every_format(tmp_path):
     assert as_list == as_lines and as_lines[0]["title"] == "? goldfish bowl" and as_lines[1:] == RECORDS
     with pytest.raises(InputError, match="c.jsonl: not valid JSON at line 2"):
         _read(tmp_path, "c.jsonl", b'{"title": "a"}\n{"title": \n')
+    with pytest.raises(InputError, match="c.jsonl: not valid JSON at line 1"):  # NaN is no JSON either
+        _read(tmp_path, "c.jsonl", b'{"title": NaN}\n')
 
 
 def test_utf16_is_named(tmp_path):

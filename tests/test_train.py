@@ -210,6 +210,27 @@ def test_resume_needs_as_many_processes(work, encoder):
         _run(work, encoder, *common, "--resume", "latest")
 
 
+def test_a_checkpoint_written_by_older_code_resumes(work, encoder):
+    """Older checkpoints recorded the work and output paths and the evaluation batch size in their
+    run key, and no world size: they resume (--resume auto deleted them)."""
+    common = ["--epochs", "2", "--output", str(work / "old")]
+    _run(work, encoder, *common, "--stop-after-steps", "20")  # in epoch 1: a resume trains only that
+    state_file = work / "old" / "checkpoints" / "step-00000020" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    state.pop("world_size")
+    state["options"] |= {"work": "elsewhere/w", "output": "elsewhere/w/model", "eval_batch_size": 3}
+    state_file.write_text(json.dumps(state))
+    epochs = []
+    epoch = train.train_epoch
+    train.train_epoch = lambda job, state, progress: epochs.append(state["epoch"]) or epoch(job, state, progress)
+    try:
+        resumed = _run(work, encoder, *common)
+    finally:
+        train.train_epoch = epoch
+    assert resumed["finished"] and epochs == [1] and resumed["history"][0]["step"] == 15
+    assert resumed["global_step"] == 30
+
+
 def test_changed_inputs_train_again(work, encoder):
     """A finished run or a checkpoint is reused only for the same options and the same inputs:
     after `prepare` rewrote the pairs (say, another split), train trains again."""
