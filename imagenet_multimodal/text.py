@@ -16,20 +16,29 @@ from collections.abc import Sequence
 
 import syntok.segmenter
 
-# HTML elements, not any <word ...>: "Goldfish <Carassius auratus>" and "<Lake Geneva>" are text.
-# Inline elements go without a trace ("Ten<b>ch</b>" is "Tench"), the others leave a space
-_INLINE = "a|abbr|acronym|b|big|cite|code|del|em|font|i|ins|kbd|q|s|small|span|strike|strong|sub|sup|tt|u"
-_BLOCK = ("address|blockquote|br|center|dd|div|dl|dt|h[1-6]|hr|img|li|ol|p|pre|table|tbody|td|tfoot|th|thead"
-          "|tr|ul")
+# HTML elements (HTML 4 and 5, obsolete ones included: old Flickr descriptions hold video embed
+# code), not any <word ...>: "Goldfish <Carassius auratus>" and "<Lake Geneva>" are text. Inline
+# elements go without a trace ("Ten<b>ch</b>" is "Tench"), the others leave a space, and what an
+# embed, script or style element holds is no text at all
+_INLINE = ("a|abbr|acronym|b|bdi|bdo|big|blink|cite|code|data|del|dfn|em|font|i|ins|kbd|label|mark|nobr|q|rp|rt"
+           "|ruby|s|samp|small|span|strike|strong|sub|sup|time|tt|u|var|wbr")
+_BLOCK = ("address|applet|area|article|aside|audio|base|basefont|blockquote|body|br|button|canvas|caption"
+          "|center|col|colgroup|datalist|dd|details|dialog|dir|div|dl|dt|embed|fieldset|figcaption|figure"
+          "|footer|form|frame|frameset|h[1-6]|head|header|hgroup|hr|html|iframe|img|input|isindex|keygen"
+          "|legend|li|link|main|map|marquee|menu|meta|meter|nav|noembed|noframes|noscript|object|ol"
+          "|optgroup|option|output|p|param|picture|pre|progress|section|select|source|summary|table|tbody"
+          "|td|template|textarea|tfoot|th|thead|title|tr|track|ul|video|xmp")
 _ATTRIBUTES = r"(?:\s[^<>]*)?/?>"  # attributes need a space after the name; "<br/>" closes itself
 _INLINE_TAG = re.compile(rf"</?(?:{_INLINE}){_ATTRIBUTES}", re.IGNORECASE)
 _BLOCK_TAG = re.compile(rf"</?(?:{_BLOCK}){_ATTRIBUTES}", re.IGNORECASE)
+_NOT_TEXT = re.compile(r"<(script|style|object|iframe|noscript|noembed)\b[^<>]*>.*?</\1\s*>",
+                       re.IGNORECASE | re.DOTALL)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 # a URL starts after no ASCII letter or digit (so right after CJK text too, where \b finds no boundary)
-# and runs over URL characters only (RFC 3986, %-escapes, Latin letters of IRIs): not over CJK text,
-# full-width punctuation, "|" or the "]" of [url=...] markup
-_URL = re.compile(r"(?<![A-Za-z0-9])(?:(?:https?|ftp)://|www\.)[A-Za-z0-9\-._~:/?#@!$&()*+,;=%\u00c0-\u024f]+",
-                  re.IGNORECASE)
+# and runs over URL characters only (RFC 3986, %-escapes, Latin, Greek and Cyrillic letters of IRIs):
+# not over CJK text, full-width punctuation, "|" or the "]" of [url=...] markup
+_URL = re.compile(r"(?<![A-Za-z0-9])(?:(?:https?|ftp)://|www\.)"
+                  r"[A-Za-z0-9\-._~:/?#@!$&()*+,;=%\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff]+", re.IGNORECASE)
 _URL_TRAILING = ".,;:!?)"  # punctuation after a link belongs to the sentence, not the link
 _OPENING = {")": "("}
 _MARKUP = re.compile(r"[<&]|://|www\.", re.IGNORECASE)
@@ -52,7 +61,7 @@ def clean_text(text: str) -> str:
 
 
 def _strip_markup(text: str) -> str:
-    return _INLINE_TAG.sub("", _BLOCK_TAG.sub(" ", _COMMENT.sub(" ", text)))
+    return _INLINE_TAG.sub("", _BLOCK_TAG.sub(" ", _NOT_TEXT.sub(" ", _COMMENT.sub(" ", text))))
 
 
 def _drop_url(match: re.Match[str]) -> str:

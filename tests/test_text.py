@@ -67,6 +67,14 @@ def test_punctuation_after_a_url_stays_and_comments_go(raw, clean):
         ("[url=http://x.com]Goldfish bowl[/url]", "[url=]Goldfish bowl[/url]"),
         ("www.flickr.com/photos/x/123」金魚", "」金魚"),
         ("Karausche https://de.wikipedia.org/wiki/Karausche_(Fisch) Süßwasser", "Karausche Süßwasser"),
+        ("карась http://x.ru/путь/страница в пруду", "карась в пруду"),
+        # embed code of old Flickr descriptions: no text of it stays
+        ('<object width="425"><param name="movie" value="http://www.youtube.com/v/abc"></param><embed '
+         'src="http://www.youtube.com/v/abc" type="application/x-shockwave-flash"></embed></object> My goldfish',
+         "My goldfish"),
+        ('<iframe src="http://x.com/e" frameborder="0"></iframe>Goldfish <nobr>video</nobr><wbr>',
+         "Goldfish video"),
+        ("<script>var x = 1 < 2;</script><style>p {color: red}</style>Goldfish tank", "Goldfish tank"),
     ],
 )
 def test_cleaning_keeps_text_that_only_looks_like_markup(raw, clean):
