@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,21 +188,50 @@ def tokenizer_key(tokenizer, max_length: int) -> str:
 TRUNCATION = "cut-caption-keep-sentence"  # part of the cache key: caches of another rule are not read
 
 
-def _keep_sentence(text: str, sentence: str, tokenizer, max_length: int) -> list[int] | None:
-    """The ids of ``text`` (caption + " " + ``sentence``) cut to ``max_length`` at the end of the
-    caption, or ``None`` where that cannot be done (the sentence alone is too long, or the text does
-    not end in it token for token): then plain truncation."""
-    full = tokenizer(text)["input_ids"]  # special tokens + body + special tokens
-    body = tokenizer(text, add_special_tokens=False)["input_ids"]
-    tail = tokenizer(" " + sentence, add_special_tokens=False)["input_ids"]
+def _special_tokens(tokenizer, text: str) -> tuple[list[int], list[int]] | None:
+    """The special tokens that a single text gets before and after its own, read off ``text``."""
+    full = tokenizer(text, verbose=False)["input_ids"]
+    body = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     start = next((k for k in range(len(full) - len(body) + 1) if full[k:k + len(body)] == body), None)
-    if start is None or len(tail) > len(body) or body[len(body) - len(tail):] != tail:
-        return None
-    prefix, suffix = full[:start], full[start + len(body):]
-    room = max_length - len(prefix) - len(suffix) - len(tail)
-    if room < 1:
-        return None
-    return prefix + body[:len(body) - len(tail)][:room] + tail + suffix
+    return None if start is None else (full[:start], full[start + len(body):])
+
+
+class _SentenceKeeper:
+    """Cuts long pairs at the end of their caption, keeping the class sentence whole.
+
+    A pair is caption + " " + sentence. Where the text does not end in the sentence's tokens (a
+    tokenizer that merges across the space), or the sentence alone does not fit, the plain
+    truncation stays. Bodies are tokenised in one batch per chunk; each distinct sentence once.
+    """
+
+    def __init__(self, tokenizer, max_length: int) -> None:
+        self.tokenizer, self.max_length = tokenizer, max_length
+        self.tails: dict[str, list[int]] = {}
+        self.special: tuple[list[int], list[int]] | None = None
+        self.kept = 0
+
+    def cut(self, texts: Sequence[str], sentences: Sequence[str]) -> list[list[int] | None]:
+        """The cut ids of each long pair ``texts[i]`` ending in ``sentences[i]``, or ``None``."""
+        tokenizer = self.tokenizer
+        if self.special is None:
+            self.special = _special_tokens(tokenizer, texts[0]) or ([], [])
+        prefix, suffix = self.special
+        new = sorted(set(sentences) - self.tails.keys())
+        if new:
+            encoded = tokenizer([" " + s for s in new], add_special_tokens=False, verbose=False)["input_ids"]
+            self.tails.update(zip(new, encoded))
+        bodies = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        out: list[list[int] | None] = []
+        for body, sentence in zip(bodies, sentences):
+            tail = self.tails[sentence]
+            room = self.max_length - len(prefix) - len(suffix) - len(tail)  # for the caption's tokens
+            ends_in_tail = len(tail) <= len(body) and body[len(body) - len(tail):] == tail
+            if room < 1 or not ends_in_tail or len(body) - len(tail) <= room:  # cannot cut, or it fits
+                out.append(None)
+            else:
+                out.append(prefix + body[:room] + tail + suffix)
+                self.kept += 1
+        return out
 
 
 def tokenize(texts: Sequence[str], tokenizer, *, max_length: int,
@@ -220,22 +249,22 @@ def tokenize(texts: Sequence[str], tokenizer, *, max_length: int,
         Text ``i`` is ``ids[offsets[i]:offsets[i + 1]]``.
     """
     chunks, lengths = [], []
-    kept = 0
+    keeper = _SentenceKeeper(tokenizer, max_length)
     for start in range(0, len(texts), TOKENIZE_CHUNK):
         batch = tokenizer(list(texts[start:start + TOKENIZE_CHUNK]), truncation=True,
                           max_length=max_length, return_attention_mask=False)["input_ids"]
-        for i, ids in enumerate(batch):
-            sentence = sentences[start + i] if sentences is not None else None
-            if len(ids) == max_length and sentence:  # maybe cut: cut the caption instead
-                cut = _keep_sentence(texts[start + i], sentence, tokenizer, max_length)
-                if cut is not None and cut != ids:
-                    batch[i] = cut
-                    kept += 1
+        if sentences is not None:  # a pair at max_length may have been cut: cut its caption instead
+            long = [i for i, ids in enumerate(batch) if len(ids) == max_length and sentences[start + i]]
+            if long:
+                cuts = keeper.cut([texts[start + i] for i in long], [sentences[start + i] for i in long])
+                for i, cut in zip(long, cuts):
+                    if cut is not None:
+                        batch[i] = cut
         lengths.extend(len(ids) for ids in batch)
         chunks.append(np.fromiter((t for ids in batch for t in ids), dtype=np.int32))
-    if kept:
+    if keeper.kept:
         logger.info("tokenise: %d of %d pairs were longer than %d tokens: their caption was cut, their class "
-                    "sentence kept", kept, len(texts), max_length)
+                    "sentence kept", keeper.kept, len(texts), max_length)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     ids = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int32)
@@ -275,11 +304,12 @@ class TokenDataset(torch.utils.data.Dataset):
 
 def tokenize_cached(
     table: pa.Table, tokenizer, *, max_length: int, cache: Path, name: str, sources: Sequence[Path],
-    sentences: Sequence[str | None] | None = None,
+    sentences: Callable[[], Sequence[str | None] | None] | None = None,
 ) -> TokenDataset:
     """Tokenise ``table`` (columns text, label) or reuse ``cache/<key>/<name>.parquet``.
 
-    ``sentences``: see :func:`tokenize` (pairs keep their class sentence when cut).
+    ``sentences``: called on a cache miss only, it gives what :func:`tokenize` takes (pairs keep
+    their class sentence when cut).
 
     The cache is valid while the tokenizer, ``max_length`` and the content of ``sources`` (the
     files ``table`` was read from) are unchanged; otherwise it is rewritten (atomically).
@@ -297,7 +327,7 @@ def tokenize_cached(
                 return _dataset_from_arrow(cached)
     logger.info("tokenising %d %s texts (max_length %d) into %s", table.num_rows, name, max_length, path)
     ids, offsets = tokenize(table.column("text").to_pylist(), tokenizer, max_length=max_length,
-                            sentences=sentences)
+                            sentences=sentences() if sentences is not None else None)
     lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(ids))
     out = pa.table({"input_ids": lists, "label": table.column("label")})
     write_parquet(out.replace_schema_metadata({"sources": digest}), path)
@@ -401,9 +431,9 @@ def load_training_data(
     train_table, test_table = read_pairs(work, "train"), read_pairs(work, "test")
     data = {
         "train": tokenize_cached(train_table, tokenizer, name="train-pairs", sources=pair_files(work, "train"),
-                                 sentences=pair_sentences(work, "train", train_table), **kw),
+                                 sentences=lambda: pair_sentences(work, "train", train_table), **kw),
         "pairs": tokenize_cached(test_table, tokenizer, name="test-pairs", sources=pair_files(work, "test"),
-                                 sentences=pair_sentences(work, "test", test_table), **kw),
+                                 sentences=lambda: pair_sentences(work, "test", test_table), **kw),
     }
     captions = read_test_captions(work) if eval_captions else None
     if captions is not None and captions.num_rows:

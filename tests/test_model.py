@@ -245,7 +245,7 @@ def test_token_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
     kw = {"max_length": 16, "cache": tmp_path / "tokens", "name": "x", "sources": [source]}
     first = pairs.tokenize_cached(table, tokenizer, **kw)
     monkeypatch.setattr(pairs, "tokenize", lambda *a, **k: pytest.fail("cache not used"))
-    again = pairs.tokenize_cached(table, tokenizer, **kw)
+    again = pairs.tokenize_cached(table, tokenizer, **kw, sentences=lambda: pytest.fail("sentences read on a hit"))
     assert np.array_equal(first.ids, again.ids) and np.array_equal(first.offsets, again.offsets)
     source.write_text("v2")
     with pytest.raises(pytest.fail.Exception, match="cache not used"):
