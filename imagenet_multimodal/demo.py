@@ -50,6 +50,8 @@ class DemoOptions:
         self.work = Path(self.work)
         if self.records < 100 or not 2 <= self.classes <= 1000:
             raise InputError(f"--records >= 100 and 2 <= --classes <= 1000, got {self.records}, {self.classes}")
+        if self.seed < 0:
+            raise InputError(f"--seed: expected a non-negative integer, got {self.seed}")
 
 
 def _stage(name: str, timings: dict[str, float]):

@@ -94,6 +94,8 @@ class PrepareOptions:
             raise InputError(f"--train-size: expected a positive number, got {self.train_size}")
         if self.shard_pairs < 1:
             raise InputError(f"--shard-pairs: expected a positive number, got {self.shard_pairs}")
+        if self.seed < 0:
+            raise InputError(f"--seed: expected a non-negative integer, got {self.seed}")
 
 
 def bucket_records(

@@ -154,7 +154,7 @@ class TrainOptions:
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')}: expected >= 1, got {getattr(self, name)}")
         not_negative = ("patience", "checkpoint_steps", "stop_after_steps", "max_grad_norm", "weight_decay",
-                        "pad_to_multiple_of", "num_workers")
+                        "pad_to_multiple_of", "num_workers", "seed")
         for name in not_negative:
             if getattr(self, name) < 0:
                 raise InputError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(self, name)}")

@@ -185,6 +185,8 @@ def test_train_size_option_and_tags(work, tmp_path):
     assert all(text.endswith(" t") for text in texts)
     with pytest.raises(InputError, match="larger than the 20 eligible"):
         run(PrepareOptions(work=work, captions=path, train_size=21, force=True))
+    with pytest.raises(InputError, match="--seed: expected a non-negative integer, got -1"):
+        PrepareOptions(work=work, captions=path, seed=-1)
 
 
 def test_rerun_skips_and_changed_options_redo(work, tmp_path, caplog):

@@ -382,7 +382,8 @@ def test_bad_options_and_config(tmp_path):
     for flag, value, expected in [("--dropout", "1.5", "a probability in"), ("--patience", "-1", ">= 0"),
                                   ("--checkpoint-steps", "-3", ">= 0"), ("--max-grad-norm", "-1", ">= 0"),
                                   ("--weight-decay", "-1", ">= 0"), ("--logging-steps", "0", ">= 1"),
-                                  ("--head-learning-rate", "0", "> 0")]:  # 0 is no "same as the encoder's"
+                                  ("--head-learning-rate", "0", "> 0"),  # 0 is no "same as the encoder's"
+                                  ("--seed", "-1", ">= 0")]:
         with pytest.raises(InputError, match=f"{flag}: expected {expected}"):
             train.parse_args(["--work", str(tmp_path), flag, value])
     bad = tmp_path / "bad.json"
