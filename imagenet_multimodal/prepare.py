@@ -277,6 +277,19 @@ def _fingerprint(options: PrepareOptions, captions_path: Path, classes_path: Pat
     }
 
 
+def check_outputs(work: Path) -> None:
+    """Refuse a work folder whose ``captions.parquet`` and ``pairs/`` are not the files that
+    ``prepare_stats.json`` records: prepare was killed between writing them (new roles beside old
+    pairs: a test caption the model trains on), or they were changed since. Folders without the
+    record (pairs made by other means, older folders) are not checked."""
+    stats_path = Path(work) / "prepare_stats.json"
+    recorded = read_json(stats_path).get("outputs") if stats_path.exists() else None
+    if recorded is not None and recorded != _output_digests(Path(work)):
+        raise InputError(f"{work}: captions.parquet and pairs/ are not the files {stats_path.name} records (prepare "
+                         f"was interrupted between them, or they changed since); rerun `imagenet-multimodal prepare "
+                         f"--work {work}`")
+
+
 def _relative_to(path: Path, work: Path) -> str:
     """``path`` relative to the work folder when inside it (it moves with the folder), else absolute."""
     return str(path.relative_to(work)) if path.is_relative_to(work) else str(path)

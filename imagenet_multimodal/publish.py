@@ -437,6 +437,9 @@ def _check_repo_id(option: str, repo_id: str, *, note: str = "") -> None:
 
 def write_hub_folder(work: Path, repo_id: str) -> dict[str, dict[str, int]]:
     """Write ``WORK/hub`` (atomically) and return the rows per config and split."""
+    from .prepare import check_outputs
+
+    check_outputs(work)
     tables = caption_tables(work)
     if tables["filtered"].num_rows == 0:  # datasets cannot load an empty split: refuse rather than publish one
         raise InputError(f"{work / 'scores.parquet'}: the relevance filter kept no caption (see score_stats.json); "

@@ -39,6 +39,7 @@ from . import relevance as rules
 from .classes import NUM_CLASSES, read_class_table
 from .io import InputError, file_sha256, read_json, read_parquet, require_file, write_json, write_parquet
 from .options import as_path, parse_options
+from .prepare import check_outputs
 from .schema import SCORE_SCHEMA, SCORED_ROLES, scored_captions_digest
 
 logger = logging.getLogger(__name__)
@@ -364,6 +365,7 @@ def run(options: ScoreOptions) -> dict[str, Any]:
     """Run the stage; returns the statistics written to ``WORK/score_stats.json``."""
     work = options.work
     captions = eligible_captions(work)
+    check_outputs(work)
     classes = read_class_table(work)
     if not (options.model / "model.safetensors").exists():
         raise InputError(f"{options.model}: no trained relevance model; run `imagenet-multimodal train` first")

@@ -65,6 +65,7 @@ from .model import (
     weights_digest,
 )
 from .options import parse_options
+from .prepare import check_outputs
 
 logger = get_logger(__name__, log_level="INFO")
 # before the Accelerator exists, Accelerate's logger refuses to log: plain logging then
@@ -388,6 +389,7 @@ def setup(options: TrainOptions) -> SimpleNamespace:
     """Accelerator, tokenizer, data, model, optimiser, scheduler and loaders, all prepared."""
     for split in ("train", "test"):  # before the encoder, which may mean a download
         pairs.pair_files(options.work, split)
+    check_outputs(options.work)
     accelerator = _accelerator(options)
     encoder = resolve_encoder(options.encoder)
     tokenizer = load_tokenizer(encoder)

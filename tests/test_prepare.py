@@ -218,6 +218,33 @@ def test_changed_rules_prepare_again_with_identical_outputs(work, tmp_path, monk
     assert again["outputs"] == first["outputs"] and input_digest(work) == digest
 
 
+def test_later_stages_refuse_captions_and_pairs_of_different_runs(work, tmp_path):
+    """prepare killed between captions.parquet and pairs/ leaves new roles beside old pairs: a caption
+    marked test that the model trains on. train, score and publish refuse such a folder."""
+    from imagenet_multimodal import train
+    from imagenet_multimodal.prepare import check_outputs
+    from imagenet_multimodal.publish import PublishOptions
+    from imagenet_multimodal.publish import run as run_publish
+    from imagenet_multimodal.score import ScoreOptions
+    from imagenet_multimodal.score import run as run_score
+
+    path = write_captions(tmp_path / "c.json", _good_records({0: 30, 1: 30}))
+    run(PrepareOptions(work=work, captions=path, seed=1))
+    check_outputs(work)  # as prepare left it
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "classes.parquet").write_bytes((work / "classes.parquet").read_bytes())
+    run(PrepareOptions(work=other, captions=path, seed=2))
+    (work / "captions.parquet").write_bytes((other / "captions.parquet").read_bytes())  # the new roles only
+    expected = r"captions\.parquet and pairs/ are not the files prepare_stats\.json records.*rerun `imagenet-multimodal"
+    with pytest.raises(InputError, match=expected):
+        train.run(train.parse_args(["--work", str(work), "--encoder", "no/such-encoder"]))
+    with pytest.raises(InputError, match=expected):
+        run_score(ScoreOptions(work=work))
+    with pytest.raises(InputError, match=expected):
+        run_publish(PublishOptions(work=work))
+
+
 def test_outputs_that_are_not_this_runs_are_redone(work, tmp_path):
     """A rerun trusts prepare_stats.json only while the outputs are the files it describes: a
     killed rerun with other options can leave a new captions.parquet beside the old pairs."""
