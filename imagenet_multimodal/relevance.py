@@ -19,7 +19,7 @@ import numpy as np
 
 CURVES = ("linear", "rank", "smooth")
 MODES = ("fixed", "calibrated")
-DROP_REASONS = ("below_mean", "below_low", "below_class_threshold")
+DROP_REASONS = ("below_mean", "below_low", "below_class_threshold")  # what the rules below give as reason
 
 
 def check_thresholds(low: float, high: float) -> None:
@@ -30,8 +30,9 @@ def check_thresholds(low: float, high: float) -> None:
         raise ValueError(f"the lower threshold {low} exceeds the upper threshold {high}")
 
 
-def keep_rule(p_correct: np.ndarray, p_mean: np.ndarray, *, low: float = 0.5) -> np.ndarray:
-    """The paper's filter. Returns the drop reason per caption ('' when kept).
+def keep_rule(p_correct: np.ndarray, p_mean: np.ndarray, *, low: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's filter. Returns ``(keep, reason)`` per caption: bool, and one of
+    :data:`DROP_REASONS` ('' when kept).
 
     Parameters
     ----------
@@ -44,7 +45,7 @@ def keep_rule(p_correct: np.ndarray, p_mean: np.ndarray, *, low: float = 0.5) ->
     reason = np.full(p_correct.shape, "", dtype=object)
     reason[p_correct < low] = "below_low"
     reason[p_correct < p_mean] = "below_mean"  # listed first in the paper, so it wins
-    return reason
+    return reason == "", reason
 
 
 def _finite(values, name: str) -> np.ndarray:
@@ -70,8 +71,9 @@ def class_thresholds(p_correct: np.ndarray, labels: np.ndarray, *, num_classes: 
 
 
 def calibrated_rule(p_correct: np.ndarray, p_mean: np.ndarray, labels: np.ndarray, *,
-                    num_classes: int) -> np.ndarray:
-    """Drop a caption below its class's threshold (``below_class_threshold``) or below the mean."""
+                    num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Drop a caption below its class's threshold (``below_class_threshold``) or below the mean;
+    returns ``(keep, reason)`` as :func:`keep_rule` does."""
     p_correct, p_mean = _finite(p_correct, "p_correct"), _finite(p_mean, "p_mean")
     thresholds = class_thresholds(p_correct, labels, num_classes=num_classes)
     reason = np.full(p_correct.shape, "", dtype=object)
@@ -80,7 +82,7 @@ def calibrated_rule(p_correct: np.ndarray, p_mean: np.ndarray, labels: np.ndarra
     # is not dropped whole by that rounding
     reason[(p_correct < own) & ~np.isclose(p_correct, own, rtol=1e-9, atol=0.0)] = "below_class_threshold"
     reason[p_correct < p_mean] = "below_mean"
-    return reason
+    return reason == "", reason
 
 
 def _rescale(values: np.ndarray) -> np.ndarray:

@@ -205,10 +205,9 @@ def out_of_fold(options: ScoreOptions, captions: pa.Table, class_texts: list[str
 def apply_rule(p: dict[str, np.ndarray], labels: np.ndarray, options: ScoreOptions) -> tuple[np.ndarray, np.ndarray]:
     """kept (bool) and relevance (NaN when dropped) from one set of probabilities."""
     if options.mode == "calibrated":
-        reasons = rules.calibrated_rule(p["p_correct"], p["p_mean"], labels, num_classes=NUM_CLASSES)
+        kept, reasons = rules.calibrated_rule(p["p_correct"], p["p_mean"], labels, num_classes=NUM_CLASSES)
     else:
-        reasons = rules.keep_rule(p["p_correct"], p["p_mean"], low=options.low)
-    kept = reasons == ""
+        kept, reasons = rules.keep_rule(p["p_correct"], p["p_mean"], low=options.low)
     relevance = np.full(len(kept), np.nan)
     relevance[kept] = rules.relevance_curve(p["p_correct"][kept], low=options.low, high=options.high,
                                             curve=options.curve)
@@ -285,8 +284,8 @@ def measure(relevant: np.ndarray, positions: np.ndarray, labels: np.ndarray,
     """
     methods, aucs = {}, {}
     for name, p in signals.items():
-        fixed = rules.keep_rule(p["p_correct"], p["p_mean"], low=options.low) == ""
-        calibrated = rules.calibrated_rule(p["p_correct"], p["p_mean"], labels, num_classes=NUM_CLASSES) == ""
+        fixed, _ = rules.keep_rule(p["p_correct"], p["p_mean"], low=options.low)
+        calibrated, _ = rules.calibrated_rule(p["p_correct"], p["p_mean"], labels, num_classes=NUM_CLASSES)
         methods[f"paper rule, {name}"] = rules.precision_recall_f1(fixed[positions], relevant)
         methods[f"calibrated, {name}"] = rules.precision_recall_f1(calibrated[positions], relevant)
         aucs[f"p_correct, {name}"] = rules.roc_auc(p["p_correct"][positions], relevant)
@@ -311,7 +310,7 @@ def _sweep(p: dict[str, np.ndarray], relevant: np.ndarray, positions: np.ndarray
     """The paper's rule at each (low, high), applied to all captions, measured at ``positions``."""
     rows = []
     for low in np.round(np.arange(0.05, 1.0, 0.1), 2):
-        kept = rules.keep_rule(p["p_correct"], p["p_mean"], low=low) == ""
+        kept, _ = rules.keep_rule(p["p_correct"], p["p_mean"], low=low)
         scores = rules.precision_recall_f1(kept[positions], relevant)
         for high in (0.6, 0.7, 0.8, 0.9, 0.95):
             if high < low:

@@ -5,6 +5,7 @@ import pytest
 
 from imagenet_multimodal import relevance as rules
 from imagenet_multimodal.relevance import (
+    DROP_REASONS,
     calibrated_rule,
     check_thresholds,
     class_thresholds,
@@ -20,13 +21,15 @@ from imagenet_multimodal.relevance import (
 def test_keep_rule_reasons():
     p = np.array([0.95, 0.60, 0.40, 0.02, 0.55])
     mean = np.array([0.01, 0.01, 0.01, 0.05, 0.60])
-    assert keep_rule(p, mean, low=0.5).tolist() == ["", "", "below_low", "below_mean", "below_mean"]
+    keep, reason = keep_rule(p, mean, low=0.5)
+    assert reason.tolist() == ["", "", "below_low", "below_mean", "below_mean"]
+    assert keep.tolist() == [True, True, False, False, False] and set(reason) - {""} <= set(DROP_REASONS)
 
 
 def test_keep_rule_thresholds_inclusive_and_all_dropped():
     p = np.array([0.5, 0.49999])
-    assert keep_rule(p, np.zeros(2), low=0.5).tolist() == ["", "below_low"]
-    assert set(keep_rule(np.full(3, 0.1), np.zeros(3), low=0.5)) == {"below_low"}
+    assert keep_rule(p, np.zeros(2), low=0.5)[1].tolist() == ["", "below_low"]
+    assert set(keep_rule(np.full(3, 0.1), np.zeros(3), low=0.5)[1]) == {"below_low"}
 
 
 def test_linear_curve_matches_the_paper_by_hand():
@@ -42,7 +45,7 @@ def test_linear_curve_single_and_all_above_high():
 
 def test_thresholds_equal():
     p = np.array([0.8, 0.6, 0.61])
-    assert keep_rule(p, np.zeros(3), low=0.6).tolist() == ["", "", ""]
+    assert keep_rule(p, np.zeros(3), low=0.6)[1].tolist() == ["", "", ""]
     assert np.allclose(relevance_curve(p, low=0.6, high=0.6), [1.0, 0.0, 1.0])
     assert relevance_curve(p, low=0.6, high=0.6, curve="smooth").tolist() == [1.0, 1.0, 1.0]
     check_thresholds(0.6, 0.6)
@@ -69,8 +72,9 @@ def test_calibrated_thresholds_are_class_means():
     labels = np.array([0, 0, 1, 2])
     t = class_thresholds(p, labels, num_classes=4)
     assert np.allclose(t[:3], [0.3, 0.9, 0.1]) and np.isnan(t[3])
-    reasons = calibrated_rule(p, np.full(4, 0.15), labels, num_classes=4)
+    keep, reasons = calibrated_rule(p, np.full(4, 0.15), labels, num_classes=4)
     assert reasons.tolist() == ["below_class_threshold", "", "", "below_mean"]
+    assert keep.tolist() == [False, True, True, False] and set(reasons) - {""} <= set(DROP_REASONS)
 
 
 @pytest.mark.parametrize(("value", "count"), [(0.1, 3), (0.7, 7), (0.7, 10)])
@@ -78,10 +82,10 @@ def test_a_class_of_equal_scores_is_not_dropped_by_rounding(value, count):
     """The mean of n copies of 0.1 is not exactly 0.1 in floating point; the class stays."""
     p = np.full(count, value)
     assert class_thresholds(p, np.zeros(count, int), num_classes=1)[0] > value  # the rounding guarded against
-    assert calibrated_rule(p, np.zeros(count), np.zeros(count, int), num_classes=2).tolist() == [""] * count
+    assert calibrated_rule(p, np.zeros(count), np.zeros(count, int), num_classes=2)[1].tolist() == [""] * count
     below = np.float64(np.float32(value) - np.spacing(np.float32(value)))  # one float32 step lower
     assert calibrated_rule(np.array([value, below, value]), np.zeros(3), np.zeros(3, int),
-                           num_classes=1).tolist() == ["", "below_class_threshold", ""]
+                           num_classes=1)[1].tolist() == ["", "below_class_threshold", ""]
 
 
 def test_roc_auc_by_hand():

@@ -58,9 +58,9 @@ def test_scores_follow_the_rule_and_schema(trained, tmp_path):
     assert scores.schema == SCORE_SCHEMA
     assert scores.num_rows == eligible_captions(work).num_rows == stats["captions"]
     p, mean = scores["p_correct"].to_numpy(), scores["p_mean"].to_numpy()
-    reasons = rules.keep_rule(p, mean, low=low)
-    assert scores["kept"].to_pylist() == (reasons == "").tolist()
-    kept = reasons == ""
+    kept, reasons = rules.keep_rule(p, mean, low=low)
+    assert scores["kept"].to_pylist() == kept.tolist() == (reasons == "").tolist()
+    assert scores["drop_reason"].to_pylist() == [r or None for r in reasons.tolist()]
     assert 0 < kept.sum() < len(kept)
     expected = rules.relevance_curve(p[kept], low=low, high=high)
     assert np.allclose(scores["relevance"].to_numpy(zero_copy_only=False)[kept], expected, atol=1e-6)
