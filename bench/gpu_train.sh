@@ -6,10 +6,14 @@
 # file; a training run records the real percentiles in metrics.json's token_lengths), at each batch
 # size of BATCHES (32 is the paper's), each in its own process.
 # Prints examples/s, tokens/s, model FLOP utilisation (6 * non-embedding params * real tokens /
-# time / peak; attention's own FLOPs left out, small at ~50 tokens), peak GPU memory allocated and the hours the paper's 120 epochs (~117M pair passes) would take; one JSON
-# line per run goes to RESULTS. The batch sizes of COMPILED run once more with the model compiled
-# (torch.compile through Accelerate: ACCELERATE_DYNAMO_BACKEND=inductor, dynamic shapes, which
-# `accelerate launch --dynamo_backend inductor --dynamo_use_dynamic` sets too), after 50 warm-up steps.
+# time / peak; attention's own FLOPs left out, small at ~50 tokens), peak GPU memory allocated and
+# the hours the paper's 120 epochs (~117M pair passes) would take; one JSON line per run goes to
+# RESULTS as soon as the run ends (a sweep cut short keeps what finished). The batch sizes of
+# COMPILED run once more with the model compiled (torch.compile through Accelerate:
+# ACCELERATE_DYNAMO_BACKEND=inductor, dynamic shapes, which `accelerate launch --dynamo_backend
+# inductor --dynamo_use_dynamic` sets too), after 50 warm-up steps, last. Each run has RUN_TIMEOUT
+# seconds (COMPILED_TIMEOUT compiled); a run that fails or runs out (say, out of memory) is named at
+# the end and the others go on.
 #
 #   bash bench/gpu_train.sh                    # STEPS=200 BATCHES="32 128 512" COMPILED="128" PEAK_TFLOPS=auto
 #   RESULTS=$OUT/gpu_train.jsonl bash bench/gpu_train.sh
@@ -20,10 +24,12 @@ PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo py
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # the package from this tree, installed or not
 export STEPS="${STEPS:-200}" PEAK_TFLOPS="${PEAK_TFLOPS:-auto}" SMOKE="${SMOKE:-0}"
 export RESULTS="${RESULTS:-bench/results/gpu_train.jsonl}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1  # nothing is downloaded (the device reaches no network)
+RUN_TIMEOUT="${RUN_TIMEOUT:-150}" COMPILED_TIMEOUT="${COMPILED_TIMEOUT:-200}"
 SCRIPT="$(mktemp --suffix .py)"
 trap 'rm -f "$SCRIPT"' EXIT
 mkdir -p "$(dirname "$RESULTS")"
-: > "$RESULTS.tmp"
+: > "$RESULTS"
 cat > "$SCRIPT" <<'EOF'
 import json, os, tempfile, time
 from pathlib import Path
@@ -84,7 +90,8 @@ with tempfile.TemporaryDirectory() as tmp:
 name = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 peak = os.environ["PEAK_TFLOPS"]
 if peak == "auto":  # bf16 dense tensor-core peaks, TFLOPS
-    peak = 756.0 if "H100 PCIe" in name else 989.0 if ("H100" in name or "H200" in name) else 312.0 if "A100" in name else None
+    peaks = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0))
+    peak = next((value for key, value in peaks if key in name), None)
 else:
     peak = float(peak)
 tokens_s = timed * real / seconds
@@ -96,19 +103,18 @@ row = {"device": name, "params": params, "batch": batch,
        "mfu": 6 * (params - embedding) * tokens_s / (peak * 1e12) if peak else None, "peak_tflops": peak,
        "peak_gpu_memory_allocated_gb": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
        "hours_for_117M_pair_passes": 117e6 / (timed * batch / seconds) / 3600}
-with open(os.environ["RESULTS"] + ".tmp", "a") as out:
+with open(os.environ["RESULTS"], "a") as out:
     out.write(json.dumps(row) + "\n")
 print(f"device {name}, {params / 1e6:.1f}M parameters, batch {batch}, {timed} timed steps, {seconds:.1f} s")
 EOF
 failed=""
-for BATCH in ${BATCHES:-32 128 512}; do  # a failed run (say, out of memory) does not stop the others
-    BATCH="$BATCH" "$PYTHON" "$SCRIPT" || failed="$failed $BATCH"
+for BATCH in ${BATCHES-32 128 512}; do  # a failed run (say, out of memory) does not stop the others
+    BATCH="$BATCH" timeout "$RUN_TIMEOUT" "$PYTHON" "$SCRIPT" || failed="$failed $BATCH"
 done
 for BATCH in ${COMPILED-128}; do
     BATCH="$BATCH" WARM=50 ACCELERATE_DYNAMO_BACKEND=inductor ACCELERATE_DYNAMO_USE_DYNAMIC=true \
-        "$PYTHON" "$SCRIPT" || failed="$failed compiled-$BATCH"
+        timeout "$COMPILED_TIMEOUT" "$PYTHON" "$SCRIPT" || failed="$failed compiled-$BATCH"
 done
-mv "$RESULTS.tmp" "$RESULTS"
 "$PYTHON" - <<'EOF'
 import json, os
 rows = [json.loads(line) for line in open(os.environ["RESULTS"])]

@@ -145,3 +145,36 @@ def digest_table(table, columns) -> str:
                     digest.update(buffer)
     return digest.hexdigest()
 
+
+def synthetic_source(work: Path) -> bool | None:
+    """Whether ``prepare`` read a synthetic sample (``WORK/prepare_stats.json``); ``None``: unknown."""
+    path = Path(work) / "prepare_stats.json"
+    return bool(read_json(path).get("synthetic")) if path.exists() else None
+
+
+# the prepare stage's outputs (here, not in prepare: the training loop checks them where the
+# caption readers' libraries may be missing, on a GPU image)
+
+
+def prepared_outputs(work: Path) -> dict[str, str] | None:
+    """SHA-256 of every output (``captions.parquet``, ``pairs/*``): a rerun skips only when they are
+    the files this run wrote (a killed rerun with other options can leave a new captions.parquet
+    beside old pairs); ``None`` when any is missing."""
+    work = Path(work)
+    files = [work / "captions.parquet", *sorted((work / "pairs").glob("*"))]
+    if not (work / "pairs").is_dir() or not all(path.is_file() for path in files):
+        return None
+    return {path.relative_to(work).as_posix(): file_sha256(path) for path in files}
+
+
+def check_outputs(work: Path) -> None:
+    """Refuse a work folder whose ``captions.parquet`` and ``pairs/`` are not the files that
+    ``prepare_stats.json`` records: prepare was killed between writing them (new roles beside old
+    pairs: a test caption the model trains on), or they were changed since. Folders without the
+    record (pairs made by other means, older folders) are not checked."""
+    stats_path = Path(work) / "prepare_stats.json"
+    recorded = read_json(stats_path).get("outputs") if stats_path.exists() else None
+    if recorded is not None and recorded != prepared_outputs(work):
+        raise InputError(f"{work}: captions.parquet and pairs/ are not the files {stats_path.name} records (prepare "
+                         f"was interrupted between them, or they changed since); rerun `imagenet-multimodal prepare "
+                         f"--work {work}`")

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from . import captions as cap
 from .classes import NUM_CLASSES, read_class_table
-from .io import InputError, atomic_path, file_sha256, read_json, write_json, write_parquet
+from .io import InputError, atomic_path, file_sha256, prepared_outputs, read_json, write_json, write_parquet
 from .options import as_path, parse_options
 from .split import PAPER_ELIGIBLE, PAPER_RECORDS, default_train_size, split_train, train_bounds
 from .text import caption_text, clean_text, is_eligible
@@ -277,32 +277,9 @@ def _fingerprint(options: PrepareOptions, captions_path: Path, classes_path: Pat
     }
 
 
-def check_outputs(work: Path) -> None:
-    """Refuse a work folder whose ``captions.parquet`` and ``pairs/`` are not the files that
-    ``prepare_stats.json`` records: prepare was killed between writing them (new roles beside old
-    pairs: a test caption the model trains on), or they were changed since. Folders without the
-    record (pairs made by other means, older folders) are not checked."""
-    stats_path = Path(work) / "prepare_stats.json"
-    recorded = read_json(stats_path).get("outputs") if stats_path.exists() else None
-    if recorded is not None and recorded != _output_digests(Path(work)):
-        raise InputError(f"{work}: captions.parquet and pairs/ are not the files {stats_path.name} records (prepare "
-                         f"was interrupted between them, or they changed since); rerun `imagenet-multimodal prepare "
-                         f"--work {work}`")
-
-
 def _relative_to(path: Path, work: Path) -> str:
     """``path`` relative to the work folder when inside it (it moves with the folder), else absolute."""
     return str(path.relative_to(work)) if path.is_relative_to(work) else str(path)
-
-
-def _output_digests(work: Path) -> dict[str, str] | None:
-    """SHA-256 of every output (``captions.parquet``, ``pairs/*``): a rerun skips only when they are
-    the files this run wrote (a killed rerun with other options can leave a new captions.parquet
-    beside old pairs); ``None`` when any is missing."""
-    files = [work / "captions.parquet", *sorted((work / "pairs").glob("*"))]
-    if not (work / "pairs").is_dir() or not all(path.is_file() for path in files):
-        return None
-    return {path.relative_to(work).as_posix(): file_sha256(path) for path in files}
 
 
 def _is_synthetic(captions_path: Path, marked_records: int) -> bool:
@@ -326,7 +303,7 @@ def run(options: PrepareOptions) -> dict[str, Any]:
     if not options.force and stats_path.exists():
         previous = read_json(stats_path)
         if isinstance(previous, dict) and previous.get("fingerprint") == fingerprint \
-                and previous.get("outputs") == _output_digests(work):
+                and previous.get("outputs") == prepared_outputs(work):
             logger.info("prepare: up to date (%s); --force redoes it", stats_path)
             return previous
         logger.info("prepare: %s does not match these inputs, options and outputs; preparing again", stats_path)
@@ -350,7 +327,7 @@ def run(options: PrepareOptions) -> dict[str, Any]:
     stats = summarize(table, classes, num_records=num_records, pairs=pairs)
     stats.update(train_size=train_size, captions_file=_relative_to(captions_path.resolve(), work.resolve()),
                  fingerprint=fingerprint,
-                 outputs=_output_digests(work),
+                 outputs=prepared_outputs(work),
                  synthetic=_is_synthetic(captions_path, counts["synthetic_records"]),
                  synthetic_records=counts["synthetic_records"])
     plot_captions_per_class(np.asarray(stats["per_class_eligible"]), work / "captions_per_class.png")

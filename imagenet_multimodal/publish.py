@@ -42,7 +42,7 @@ import yaml
 from datasets.info import DatasetInfo
 
 from . import schema
-from .io import InputError, atomic_path, file_sha256, read_json, read_parquet, require_file
+from .io import InputError, atomic_path, check_outputs, file_sha256, read_json, read_parquet, require_file
 from .options import parse_options
 
 logger = logging.getLogger(__name__)
@@ -437,8 +437,6 @@ def _check_repo_id(option: str, repo_id: str, *, note: str = "") -> None:
 
 def write_hub_folder(work: Path, repo_id: str) -> dict[str, dict[str, int]]:
     """Write ``WORK/hub`` (atomically) and return the rows per config and split."""
-    from .prepare import check_outputs
-
     check_outputs(work)
     tables = caption_tables(work)
     if tables["filtered"].num_rows == 0:  # datasets cannot load an empty split: refuse rather than publish one

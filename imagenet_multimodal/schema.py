@@ -7,14 +7,13 @@ One place defines what ``load_dataset("<org>/imagenet-multimodal", CONFIG)`` ret
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import datasets
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .classes import imagenet_classes
-from .io import digest_table, read_json
+from .io import digest_table, read_json, synthetic_source  # noqa: F401 (schema.synthetic_source)
 
 HUB_REPO_ID = "imagenet-multimodal/imagenet-multimodal"
 CONFIGS = ("filtered", "captions", "classes", "pairs")
@@ -129,9 +128,3 @@ def splits(config: str) -> tuple[str, ...]:
     """Splits of a config: the classifier's train/test for pairs, one train split otherwise
     (every image of this dataset is an ImageNet train image)."""
     return ("train", "test") if config == "pairs" else ("train",)
-
-
-def synthetic_source(work: Path) -> bool | None:
-    """Whether ``prepare`` read a synthetic sample (``WORK/prepare_stats.json``); ``None``: unknown."""
-    path = Path(work) / "prepare_stats.json"
-    return bool(read_json(path).get("synthetic")) if path.exists() else None

@@ -37,9 +37,17 @@ import torch
 
 from . import relevance as rules
 from .classes import NUM_CLASSES, read_class_table
-from .io import InputError, file_sha256, read_json, read_parquet, require_file, write_json, write_parquet
+from .io import (
+    InputError,
+    check_outputs,
+    file_sha256,
+    read_json,
+    read_parquet,
+    require_file,
+    write_json,
+    write_parquet,
+)
 from .options import as_path, parse_options
-from .prepare import check_outputs
 from .schema import SCORE_SCHEMA, SCORED_ROLES, scored_captions_digest
 
 logger = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, get_scheduler
 from transformers.utils import logging as hf_logging
 
-from . import pairs, schema
+from . import pairs
 from .checkpoints import (
     best_weights,
     find_resume,
@@ -53,7 +53,7 @@ from .checkpoints import (
     save_best,
     save_checkpoint,
 )
-from .io import InputError, write_json
+from .io import InputError, check_outputs, synthetic_source, write_json
 from .model import (
     LOSSES,
     RelevanceModel,
@@ -65,7 +65,6 @@ from .model import (
     weights_digest,
 )
 from .options import parse_options
-from .prepare import check_outputs
 
 logger = get_logger(__name__, log_level="INFO")
 # before the Accelerator exists, Accelerate's logger refuses to log: plain logging then
@@ -441,7 +440,7 @@ def _metrics(job: SimpleNamespace, state: dict) -> dict:
             "world_size": job.accelerator.num_processes,
             "mixed_precision": job.accelerator.mixed_precision, "torch_compile": _compile_backend(job.accelerator),
             "encoder": job.encoder,
-            "synthetic_data": schema.synthetic_source(job.options.work),
+            "synthetic_data": synthetic_source(job.options.work),
             "train_pairs": len(data["train"]), "test_pairs": len(data["pairs"]),
             "test_captions": len(data.get("captions", ())), "token_lengths": job.token_lengths,
             "steps_per_epoch": job.steps_per_epoch,

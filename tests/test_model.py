@@ -283,3 +283,26 @@ def test_folds_are_stable_and_cover_all():
     folds = pairs.fold_of(ids, folds=3, seed=1)
     assert np.array_equal(folds, pairs.fold_of(ids, folds=3, seed=1))
     assert set(folds.tolist()) == {0, 1, 2} and min(np.bincount(folds)) > 60
+
+
+def test_the_training_loop_runs_without_the_data_libraries(tmp_path):
+    """bench/gpu_train.sh runs on a GPU image with torch, transformers, accelerate and pyarrow but no
+    `datasets`, ijson or matplotlib: the training loop must not need them (it once imported them)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    write_toy_work(tmp_path / "work")
+    make_encoder_folder(tmp_path / "encoder", toy_texts())
+    code = ("import sys\n"
+            "for name in ('datasets', 'ijson', 'matplotlib', 'imagenet_multimodal.builder'):\n"
+            "    sys.modules[name] = None  # an import of it fails\n"
+            "from imagenet_multimodal import train\n"
+            f"metrics = train.run(train.parse_args(['--work', {str(tmp_path / 'work')!r}, '--encoder', "
+            f"{str(tmp_path / 'encoder')!r}, '--epochs', '1', '--batch-size', '16']))\n"
+            "assert metrics['finished']\n")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env,
+                          cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -222,7 +222,7 @@ def test_later_stages_refuse_captions_and_pairs_of_different_runs(work, tmp_path
     """prepare killed between captions.parquet and pairs/ leaves new roles beside old pairs: a caption
     marked test that the model trains on. train, score and publish refuse such a folder."""
     from imagenet_multimodal import train
-    from imagenet_multimodal.prepare import check_outputs
+    from imagenet_multimodal.io import check_outputs
     from imagenet_multimodal.publish import PublishOptions
     from imagenet_multimodal.publish import run as run_publish
     from imagenet_multimodal.score import ScoreOptions

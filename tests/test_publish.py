@@ -407,10 +407,10 @@ def test_publish_refuses_any_empty_split_and_keeps_the_old_folder(published, tmp
     shutil.copytree(published[0], work, ignore=shutil.ignore_patterns("hub-model"))
     for shard in (work / "pairs").glob("test-*.parquet"):
         pq.write_table(pq.read_table(shard).slice(0, 0), shard)
-    from imagenet_multimodal.prepare import _output_digests  # as if prepare itself had written no test pair
+    from imagenet_multimodal.io import prepared_outputs  # as if prepare itself had written no test pair
 
     stats = json.loads((work / "prepare_stats.json").read_text())
-    (work / "prepare_stats.json").write_text(json.dumps({**stats, "outputs": _output_digests(work)}))
+    (work / "prepare_stats.json").write_text(json.dumps({**stats, "outputs": prepared_outputs(work)}))
     before = (work / "hub" / "README.md").read_text()
     with pytest.raises(InputError, match=r"pairs/test would be published empty"):
         run_publish(PublishOptions(work=work))
