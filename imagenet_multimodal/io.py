@@ -136,13 +136,12 @@ def read_parquet(path: str | os.PathLike, *, columns=None, made_by: str | None =
 
 
 def digest_table(table, columns) -> str:
-    """A short content digest (BLAKE2b, 8 bytes) of ``columns`` of an Arrow ``table``."""
+    """A short content digest (BLAKE2b, 8 bytes) of ``columns`` of an Arrow ``table``: the same rows
+    give the same digest however the table is chunked or sliced (the IPC form of one contiguous
+    batch; raw buffers held chunk boundaries and the data outside a slice)."""
     digest = hashlib.blake2b(digest_size=8)
-    for name in columns:
-        for chunk in table[name].chunks:
-            for buffer in chunk.buffers():
-                if buffer is not None:
-                    digest.update(buffer)
+    for batch in table.select(list(columns)).combine_chunks().to_batches():
+        digest.update(batch.serialize())
     return digest.hexdigest()
 
 

@@ -158,3 +158,19 @@ def test_library_log_lines_print_once():
             "raise SystemExit(run_stage(stage, []))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stderr.count("Retrying in 1s") == 1, done.stderr
+
+
+def test_table_digest_follows_content_not_layout():
+    import pyarrow as pa
+
+    from imagenet_multimodal.io import digest_table
+
+    rows = {"text": ["a tench", None, "a jay", "snow dog"], "label": [0, 1, 17, 250]}
+    whole = pa.table(rows)
+    sliced = pa.table({"text": ["x", *rows["text"]], "label": [9, *rows["label"]]}).slice(1)
+    chunked = pa.concat_tables([whole.slice(0, 2), whole.slice(2)])
+    digests = {digest_table(t, ["text", "label"]) for t in (whole, sliced, chunked)}
+    assert len(digests) == 1
+    changed = pa.table({**rows, "label": [0, 1, 17, 251]})
+    assert digest_table(changed, ["text", "label"]) not in digests
+    assert digest_table(changed, ["text"]) == digest_table(whole, ["text"])
