@@ -19,10 +19,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .io import InputError, read_json, write_json
 from .options import parse_options
+
+if TYPE_CHECKING:
+    from .score import ScoreOptions
+    from .train import TrainOptions
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,21 @@ class DemoOptions:
             raise InputError(f"--records >= 100 and 2 <= --classes <= 1000, got {self.records}, {self.classes}")
         if self.seed < 0:
             raise InputError(f"--seed: expected a non-negative integer, got {self.seed}")
+        self.training()  # the later stages' options, checked before minutes of work: --epochs 0, --folds 0,
+        self.scoring()   # --low 5 are refused now, not after the sample, prepare and training ran
+
+    def training(self) -> TrainOptions:
+        """The train stage's options."""
+        from .train import TrainOptions
+
+        return TrainOptions(work=self.work, encoder=self.encoder, epochs=self.epochs,
+                                  **{**DEMO_TRAINING, "max_length": self.max_length})
+
+    def scoring(self) -> ScoreOptions:
+        """The score stage's options."""
+        from .score import ScoreOptions
+
+        return ScoreOptions(work=self.work, folds=self.folds, low=self.low)
 
 
 def _stage(name: str, timings: dict[str, float]):
@@ -94,10 +113,9 @@ def run(options: DemoOptions) -> dict[str, Any]:
     with _stage("prepare", timings):
         prepare.run(prepare.PrepareOptions(work=work, captions=captions, seed=options.seed))
     with _stage("train", timings):
-        settings = {**DEMO_TRAINING, "max_length": options.max_length}
-        train.run(train.TrainOptions(work=work, encoder=options.encoder, epochs=options.epochs, **settings))
+        train.run(options.training())
     with _stage("score", timings):
-        score.run(score.ScoreOptions(work=work, folds=options.folds, low=options.low))
+        score.run(options.scoring())
     with _stage("report", timings):  # before publish, which refuses a filter that kept nothing
         page = report.run(report.ReportOptions(work=work))
     with _stage("publish", timings):

@@ -62,6 +62,12 @@ def test_missing_stage_input_is_refused(tmp_path):
         run_score(ScoreOptions(work=tmp_path))
     with pytest.raises(InputError, match="--records"):
         DemoOptions(work=tmp_path, records=10)
+    # the later stages' options are checked before any work is done
+    for wrong, message in (({"epochs": 0}, "--epochs: expected >= 1"), ({"folds": 0}, "--folds and --batch-size"),
+                           ({"low": 5.0}, "--low/--high")):
+        with pytest.raises(InputError, match=message):
+            DemoOptions(work=tmp_path / "never", **wrong)
+    assert not (tmp_path / "never").exists()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
