@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from builder_images import raw_tar, synthetic_images
 
 from imagenet_multimodal import ImagenetMultimodal
+from imagenet_multimodal.io import write_json
 from imagenet_multimodal.sample_images import write_layouts
 from imagenet_multimodal.schema import features
 
@@ -174,14 +175,14 @@ def main() -> int:
     print(f"builder peak RSS with a {IMAGENET_TRAIN:,}-entry caption index: {memory['peak_rss_mb']:.0f} MB "
           f"(median; runs {', '.join(f'{p:.0f}' for p in memory['runs_mb'])})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"images": len(ids), "kb": args.kb, "repeat": args.repeat,
-                                    "images_per_s": rates, "times_s": times,
-                                    "streaming_vs_tarfile": rates["builder, streaming"] / limit,
-                                    "streaming_vs_imagefolder": ratio("streaming"),
-                                    "cache_vs_imagefolder": ratio("Arrow cache"),
-                                    "caption_index_entries": IMAGENET_TRAIN, "memory": memory,
-                                    "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
-                                   indent=2))
+    write_json({"images": len(ids), "kb": args.kb, "repeat": args.repeat,
+               "images_per_s": rates, "times_s": times,
+               "streaming_vs_tarfile": rates["builder, streaming"] / limit,
+               "streaming_vs_imagefolder": ratio("streaming"),
+               "cache_vs_imagefolder": ratio("Arrow cache"),
+               "caption_index_entries": IMAGENET_TRAIN, "memory": memory,
+               "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
+               args.out)
     return 0
 
 

@@ -12,7 +12,6 @@ times both (median of ``--repeat`` interleaved runs, page cache warm) and writes
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import tarfile
@@ -23,6 +22,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from imagenet_multimodal.images import iter_images
+from imagenet_multimodal.io import write_json
 from imagenet_multimodal.sample_images import write_layouts as make_layouts
 
 
@@ -112,7 +112,8 @@ def main(argv=None) -> None:
         rate = run["bytes"] / run["median_s"] / 1e6
         print(f"{name:<36} {run['median_s']:9.3f} {run['images']:7d} {rate:7.0f} {raw / run['median_s']:11.2f}x")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=2))
+    write_json({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs},
+               args.out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from imagenet_multimodal.io import write_json
+
 RECORDS = 463_622
 
 PREPARE = """
@@ -150,8 +152,9 @@ def main() -> int:
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'FAIL'}] {name}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"records": RECORDS, "results": summary, "speedup": ratio,
-                                    "checks": checks}, indent=2))
+    write_json({"records": RECORDS, "results": summary, "speedup": ratio,
+               "checks": checks},
+               args.out)
     return 0 if all(checks.values()) else 1
 
 

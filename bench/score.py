@@ -31,6 +31,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from imagenet_multimodal.io import write_json
+
 WORK = Path("bench/work/prepare")
 
 
@@ -179,13 +181,13 @@ def main() -> int:
     print(f"same p_correct as the plain loop: {same}")
     print(f"whole score stage, {memory['captions']:,} captions, tiny model: peak RSS {memory['peak_rss_mb']:.0f} MB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"captions": len(texts), "batch_size": args.batch_size, "repeat": args.repeat,
-                                    "captions_per_s": rates, "times_s": times, "same_scores": same,
-                                    "speedup_vs_plain": rates["score"] / rates["plain loop"],
-                                    "ratio_vs_bare_forward": rates["score"] / rates["bare forward"],
-                                    "memory": memory,
-                                    "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
-                                   indent=2))
+    write_json({"captions": len(texts), "batch_size": args.batch_size, "repeat": args.repeat,
+               "captions_per_s": rates, "times_s": times, "same_scores": same,
+               "speedup_vs_plain": rates["score"] / rates["plain loop"],
+               "ratio_vs_bare_forward": rates["score"] / rates["bare forward"],
+               "memory": memory,
+               "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024},
+               args.out)
     return 0
 
 
