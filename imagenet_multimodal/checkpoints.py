@@ -48,7 +48,7 @@ def _replace_dir(accelerator: Accelerator, tmp: Path, final: Path) -> None:
     accelerator.wait_for_everyone()
 
 
-def save_checkpoint(accelerator: Accelerator, options, state: dict) -> Path:
+def save_checkpoint(accelerator: Accelerator, state: dict, *, options) -> Path:
     """``accelerator.save_state`` plus the loop state into ``checkpoints/step-N`` (atomically)."""
     folder = options.output / "checkpoints"
     final = folder / f"step-{state['global_step']:08d}"
@@ -67,7 +67,7 @@ def save_checkpoint(accelerator: Accelerator, options, state: dict) -> Path:
     return final
 
 
-def save_best(accelerator: Accelerator, model, options, epoch: int) -> str:
+def save_best(accelerator: Accelerator, model, *, options, epoch: int) -> str:
     """Write the current weights to ``checkpoints/best-epoch-<epoch>/model.safetensors`` (atomically),
     under the model's own parameter names whether or not Accelerate compiled it (no ``_orig_mod.``
     prefix); return the folder's name, for the loop state."""

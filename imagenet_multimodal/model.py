@@ -423,7 +423,7 @@ def render_model_card(metrics: dict) -> str:
     return string.Template(template).safe_substitute(values)
 
 
-def save_model_folder(model: RelevanceModel, tokenizer, metrics: dict, output: Path) -> None:
+def save_model_folder(model: RelevanceModel, tokenizer, metrics: dict, *, output: Path) -> None:
     """Write the model (safetensors), tokenizer, ``README.md`` and ``metrics.json`` into ``output``.
 
     Files are written beside and renamed into place; ``metrics.json``, removed first and written

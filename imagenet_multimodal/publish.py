@@ -297,7 +297,7 @@ def render_card(header: dict[str, Any], values: dict[str, Any]) -> str:
     return "---\n" + yaml.safe_dump(header, sort_keys=False, allow_unicode=True) + "---\n\n" + body
 
 
-def card_values(work: Path, counts: dict[str, dict[str, int]], repo_id: str) -> dict[str, Any]:
+def card_values(work: Path, counts: dict[str, dict[str, int]], *, repo_id: str) -> dict[str, Any]:
     """The numbers the card quotes, all read from the work folder's own statistics."""
     prepare = read_json(require_file(work / "prepare_stats.json", made_by=f"prepare --work {work}"))
     scores = read_score_stats(work)
@@ -456,7 +456,7 @@ def write_hub_folder(work: Path, repo_id: str) -> dict[str, dict[str, int]]:
         if empty:  # datasets cannot load an empty split; the old WORK/hub stays
             raise InputError(f"{work}: {', '.join(empty)} would be published empty, which load_dataset cannot "
                              "read; see prepare_stats.json (e.g. no test caption of a class with class sentences)")
-        values = card_values(work, counts, repo_id)
+        values = card_values(work, counts, repo_id=repo_id)
         download_sizes = {config: sum(f.stat().st_size for f in (data / config).glob("*.parquet"))
                           for config in splits}
         header = dataset_yaml(splits, download_sizes, synthetic=bool(values["banner"]),

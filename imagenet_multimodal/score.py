@@ -189,8 +189,8 @@ def fold_models(options: ScoreOptions, mixed_precision: str) -> list[Path]:
     return folders
 
 
-def out_of_fold(options: ScoreOptions, captions: pa.Table, class_texts: list[str], accelerator,
-                in_sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def out_of_fold(captions: pa.Table, class_texts: list[str], in_sample: dict[str, np.ndarray], *,
+                options: ScoreOptions, accelerator) -> dict[str, np.ndarray]:
     """Train captions scored by the fold model that left them out; test captions keep the main model's."""
     from .pairs import fold_key, fold_of
 
@@ -210,7 +210,7 @@ def out_of_fold(options: ScoreOptions, captions: pa.Table, class_texts: list[str
     return result
 
 
-def apply_rule(p: dict[str, np.ndarray], labels: np.ndarray, options: ScoreOptions) -> tuple[np.ndarray, np.ndarray]:
+def apply_rule(p: dict[str, np.ndarray], labels: np.ndarray, *, options: ScoreOptions) -> tuple[np.ndarray, np.ndarray]:
     """kept (bool) and relevance (NaN when dropped) from one set of probabilities."""
     if options.mode == "calibrated":
         kept, reasons = rules.calibrated_rule(p["p_correct"], p["p_mean"], labels, num_classes=NUM_CLASSES)
@@ -281,8 +281,8 @@ def _histogram(values: np.ndarray) -> dict[str, list]:
     return {"edges": edges.round(3).tolist(), "counts": counts.tolist()}
 
 
-def measure(relevant: np.ndarray, positions: np.ndarray, labels: np.ndarray,
-            signals: dict[str, dict[str, np.ndarray]], options: ScoreOptions, name_match: np.ndarray) -> dict[str, Any]:
+def measure(relevant: np.ndarray, positions: np.ndarray, labels: np.ndarray, signals: dict[str, dict[str, np.ndarray]],
+            name_match: np.ndarray, *, options: ScoreOptions) -> dict[str, Any]:
     """Precision/recall/F1 of each filter, ROC AUC of each score, and the low x high sweep.
 
     ``signals`` maps "in-sample" (and "out-of-fold") to model-pass arrays over all scored captions;
@@ -393,7 +393,8 @@ def run(options: ScoreOptions) -> dict[str, Any]:
     signals = {"in-sample": model_pass(options.model, captions, class_texts, accelerator=accelerator,
                                        batch_size=options.batch_size, cache=cache)}
     if options.folds > 1:
-        signals["out-of-fold"] = out_of_fold(options, captions, class_texts, accelerator, signals["in-sample"])
+        signals["out-of-fold"] = out_of_fold(captions, class_texts, signals["in-sample"], options=options,
+                                             accelerator=accelerator)
     stats = _finish(options, captions, classes, signals, fingerprint, truth) if accelerator.is_main_process else {}
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the process group of a distributed launch
@@ -407,7 +408,7 @@ def _finish(options: ScoreOptions, captions: pa.Table, classes: pa.Table,
     work = options.work
     labels = captions["label"].to_numpy()
     published = signals[options.published]
-    reasons, relevance = apply_rule(published, labels, options)
+    reasons, relevance = apply_rule(published, labels, options=options)
     texts = captions["text"].to_pylist()
     name_match = name_matches(texts, labels, classes["lemmas"].to_pylist())
     extra = {
@@ -450,7 +451,7 @@ def _report(captions, truth, labels, signals, options, name_match, path: Path) -
         return ""
     positions = np.array([r[0] for r in rows])
     relevant = np.array([r[1] for r in rows], dtype=bool)
-    report = measure(relevant, positions, labels, signals, options, name_match)
+    report = measure(relevant, positions, labels, signals, name_match, options=options)
     write_json(report, path)
     for method, values in report["methods"].items():
         logger.info("  %-36s precision %.3f recall %.3f F1 %.3f", method, values["precision"], values["recall"],

@@ -253,7 +253,7 @@ def _end_of_epoch(accelerator, model, loaders, options, state, epoch_loss) -> bo
     state["history"].append(record)
     if best is None or (value > best["value"] if higher else value < best["value"]):
         state["best"] = {"epoch": state["epoch"], "metric": f"{section}_{key}", "value": value}
-        state["best_weights"] = save_best(accelerator, model, options, state["epoch"])
+        state["best_weights"] = save_best(accelerator, model, options=options, epoch=state["epoch"])
     logger.info("epoch %d: train loss %.5f | test pairs loss %.5f top1 %.4f top5 %.4f%s",
                 state["epoch"], epoch_loss, record["pairs"]["loss"], record["pairs"]["top1"],
                 record["pairs"]["top5"],
@@ -265,7 +265,7 @@ def _end_of_epoch(accelerator, model, loaders, options, state, epoch_loss) -> bo
     # decided before the checkpoint, which records it: a resumed early-stopped run does not go on
     state["stopped_early"] = bool(options.patience) and since_best >= options.patience
     state.update(epoch=state["epoch"] + 1, batches_done=0, loss_sum=0.0, loss_count=0)
-    save_checkpoint(accelerator, options, state)
+    save_checkpoint(accelerator, state, options=options)
     remove_unrecorded_best(accelerator, options, state)
     return state["stopped_early"]
 
@@ -318,10 +318,10 @@ def train_epoch(job: SimpleNamespace, state: dict, progress) -> bool:
         due = options.checkpoint_steps and state["global_step"] % options.checkpoint_steps == 0
         if (stop or due) and state["batches_done"] < len(train_loader):
             totals = accelerator.reduce(local.clone(), reduction="sum")
-            save_checkpoint(accelerator, options, state | {
+            save_checkpoint(accelerator, state | {
                 "loss_sum": state["loss_sum"] + totals[0].item(),
                 "loss_count": state["loss_count"] + int(totals[1].item()),
-                "seconds": job.elapsed()})
+                "seconds": job.elapsed()}, options=options)
             if stop:
                 return False
     totals = accelerator.reduce(local, reduction="sum")
@@ -486,7 +486,7 @@ def run(options: TrainOptions) -> dict:
                    options.output / f"rank-{accelerator.process_index}.json")
     if accelerator.is_main_process:  # only it writes: the other ranks (other nodes, maybe) need not read them
         model.load_state_dict(load_file(best_weights(options, state)))
-        save_model_folder(model, job.tokenizer, metrics, options.output)
+        save_model_folder(model, job.tokenizer, metrics, output=options.output)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process and not options.keep_checkpoints:  # finished: nothing left to resume
         shutil.rmtree(options.output / "checkpoints", ignore_errors=True)

@@ -139,10 +139,10 @@ def test_kill_between_best_weights_and_checkpoint(work, encoder, monkeypatch):
     full = _run(work, encoder, *common, "--output", str(work / "full"))
     save = checkpoints.save_checkpoint
 
-    def killed(accelerator, options, state):
+    def killed(accelerator, state, *, options):
         if state["epoch"] == 2 and state["batches_done"] == 0:
             raise KeyboardInterrupt("killed")
-        return save(accelerator, options, state)
+        return save(accelerator, state, options=options)
 
     monkeypatch.setattr(train, "save_checkpoint", killed)
     with pytest.raises(KeyboardInterrupt):
