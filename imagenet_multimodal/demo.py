@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 # Chosen by measurement on the demo sample (bench/demo_settings.py, its table in bench/README.md): the
 # paper's sigmoid head leaves every p_correct below 0.5 in 2-6 epochs, softmax with one learning rate
-# too; softmax with a fast head passes 0.5 within an epoch on CPU. One checkpoint at a time (~260 MB for MiniLM), gone once a run finishes.
+# too; softmax with a fast head passes 0.5 within an epoch on CPU. One checkpoint at a time (~260 MB for
+# MiniLM), gone once a run finishes.
 DEMO_TRAINING = {"loss": "softmax", "learning_rate": 1e-4, "head_learning_rate": 5e-3, "epoch_fraction": 0.75,
                  "batch_size": 32, "checkpoint_steps": 0, "checkpoints_total_limit": 1, "warmup_ratio": 0.1}
 

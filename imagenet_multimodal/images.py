@@ -136,7 +136,7 @@ def locate(data_dir: str | os.PathLike, *, layout: str | None = None) -> tuple[s
     for name in [layout] if layout else LAYOUTS:
         sources = _FINDERS[name](data_dir)
         if sources:
-            logger.info("images: %s layout, %d source(s) under %s", name, len(sources), data_dir)
+            logger.debug("images: %s layout, %d source(s) under %s", name, len(sources), data_dir)
             return name, sources
     which = f"no ImageNet train images in the {layout} layout" if layout else "no ImageNet train images"
     raise InputError(f"{data_dir}: {which}. Looked for: {_looked_for(data_dir)}. {GET_IMAGENET}")
@@ -190,6 +190,9 @@ def iter_images(
     if wanted is not None and not wanted:
         return
     reader = {"parquet": _iter_parquet, "tar": _iter_tar, "folder": _iter_folder}[layout]
+    # said here, where the reading starts (the builder also locates the images for its cache key
+    # and its early error, which need not say it again)
+    logger.info("images: %s layout, %d source(s) under %s", layout, len(sources), data_dir)
     remaining = len(wanted) if wanted is not None else None
     seen: set[str] = set()  # an id read twice (old shards beside new ones, x.JPEG and x.png) is yielded once
     repeats, examples = 0, []

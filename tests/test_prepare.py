@@ -238,7 +238,7 @@ def test_later_stages_refuse_captions_and_pairs_of_different_runs(work, tmp_path
     (work / "captions.parquet").write_bytes((other / "captions.parquet").read_bytes())  # the new roles only
     expected = r"captions\.parquet and pairs/ are not the files prepare_stats\.json records.*rerun `imagenet-multimodal"
     with pytest.raises(InputError, match=expected):
-        train.run(train.parse_args(["--work", str(work), "--encoder", "no/such-encoder"]))
+        train.run(train.parse_args(["--work", str(work), "--encoder", "offline"]))  # the packaged MiniLM
     with pytest.raises(InputError, match=expected):
         run_score(ScoreOptions(work=work))
     with pytest.raises(InputError, match=expected):

@@ -210,7 +210,7 @@ def test_resume_needs_as_many_processes(work, encoder):
         _run(work, encoder, *common, "--resume", "latest")
 
 
-def test_a_checkpoint_written_by_older_code_resumes(work, encoder):
+def test_a_checkpoint_written_by_older_code_resumes(work, encoder, monkeypatch):
     """Older checkpoints recorded the work and output paths and the evaluation batch size in their
     run key, and no world size: they resume (--resume auto deleted them)."""
     common = ["--epochs", "2", "--output", str(work / "old")]
@@ -222,11 +222,9 @@ def test_a_checkpoint_written_by_older_code_resumes(work, encoder):
     state_file.write_text(json.dumps(state))
     epochs = []
     epoch = train.train_epoch
-    train.train_epoch = lambda job, state, progress: epochs.append(state["epoch"]) or epoch(job, state, progress)
-    try:
-        resumed = _run(work, encoder, *common)
-    finally:
-        train.train_epoch = epoch
+    monkeypatch.setattr(train, "train_epoch", lambda job, state, progress: epochs.append(state["epoch"]) or
+                        epoch(job, state, progress))
+    resumed = _run(work, encoder, *common)
     assert resumed["finished"] and epochs == [1] and resumed["history"][0]["step"] == 15
     assert resumed["global_step"] == 30
 
